@@ -1,0 +1,147 @@
+//! The federated catalog: each domain is a DataFusion catalog, each layer a schema, each dataset a
+//! table backed by its [`TableStore`].
+//!
+//! Opened tables are cached (moka). A publish by this process invalidates its entry at once; a
+//! version written by another process becomes visible within the configured staleness bound.
+
+mod providers;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::catalog::CatalogProvider;
+use datafusion::execution::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionConfig;
+use moka::future::Cache;
+
+use crate::error::{Error, Result};
+use crate::spec::{DatasetName, Mesh};
+use crate::storage::{TableSnapshot, TableStore, Warehouse};
+
+pub use providers::{DomainCatalog, LayerSchema};
+
+/// Every dataset of the mesh with its store, and a cache of opened versions.
+pub struct MeshCatalog {
+    mesh: Arc<Mesh>,
+    warehouse: Warehouse,
+    stores: BTreeMap<DatasetName, Arc<dyn TableStore>>,
+    cache: Cache<DatasetName, Option<Arc<TableSnapshot>>>,
+    /// Session used to open tables (schema inference of sources); shares the engine's runtime.
+    open_state: SessionState,
+}
+
+impl std::fmt::Debug for MeshCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshCatalog")
+            .field("mesh", &self.mesh.name)
+            .field("datasets", &self.stores.len())
+            .finish()
+    }
+}
+
+impl MeshCatalog {
+    /// Builds the catalog of `mesh`; `staleness` bounds how long a version written by another
+    /// process may stay unseen.
+    pub fn new(
+        mesh: Arc<Mesh>,
+        runtime: Arc<RuntimeEnv>,
+        staleness: Duration,
+    ) -> Result<Arc<Self>> {
+        let warehouse = Warehouse::for_mesh(&mesh)?;
+        let mut stores = BTreeMap::new();
+        for dataset in mesh.datasets() {
+            stores.insert(dataset.name.clone(), warehouse.store_for(dataset)?);
+        }
+        let cache = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(staleness)
+            .build();
+        let open_state = SessionStateBuilder::new()
+            .with_config(SessionConfig::new())
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        Ok(Arc::new(Self {
+            mesh,
+            warehouse,
+            stores,
+            cache,
+            open_state,
+        }))
+    }
+
+    pub fn mesh(&self) -> &Arc<Mesh> {
+        &self.mesh
+    }
+
+    pub fn warehouse(&self) -> &Warehouse {
+        &self.warehouse
+    }
+
+    /// The store of a declared dataset.
+    pub fn store(&self, name: &DatasetName) -> Option<&Arc<dyn TableStore>> {
+        self.stores.get(name)
+    }
+
+    /// Names of all declared datasets, sorted.
+    pub fn dataset_names(&self) -> impl Iterator<Item = &DatasetName> {
+        self.stores.keys()
+    }
+
+    /// The latest committed version of a dataset (cached); `None` if never published.
+    pub async fn snapshot(&self, name: &DatasetName) -> Result<Option<Arc<TableSnapshot>>> {
+        let Some(store) = self.stores.get(name).cloned() else {
+            return Err(self.not_found(name));
+        };
+        let state = self.open_state.clone();
+        self.cache
+            .try_get_with(name.clone(), async move {
+                store.open(&state).await.map(|o| o.map(Arc::new))
+            })
+            .await
+            .map_err(|e: Arc<Error>| Error::new(e.kind(), e.to_string()))
+    }
+
+    /// Forgets the cached version of `name`, so the next query sees the latest commit.
+    pub async fn invalidate(&self, name: &DatasetName) {
+        self.cache.invalidate(name).await;
+    }
+
+    /// One DataFusion catalog per domain, to register in a session.
+    pub fn domain_catalogs(self: &Arc<Self>) -> Vec<(String, Arc<dyn CatalogProvider>)> {
+        self.mesh
+            .domains
+            .iter()
+            .map(|d| {
+                let provider: Arc<dyn CatalogProvider> =
+                    Arc::new(DomainCatalog::new(Arc::clone(self), &d.name));
+                (d.name.clone(), provider)
+            })
+            .collect()
+    }
+
+    /// A "not found" error for `name` with the closest existing dataset as a hint.
+    pub fn not_found(&self, name: &DatasetName) -> Error {
+        let wanted = name.to_string();
+        let mut msg = match self.mesh.domain(&name.domain) {
+            None => format!(
+                "table `{wanted}` not found: there is no domain `{}`",
+                name.domain
+            ),
+            Some(d) if !d.layers.contains(&name.layer) => format!(
+                "table `{wanted}` not found: domain `{}` has no layer `{}` (layers: {})",
+                d.name,
+                name.layer,
+                d.layers.join(", ")
+            ),
+            Some(_) => format!("table `{wanted}` not found"),
+        };
+        if let Some(s) = self.mesh.suggest(&wanted) {
+            msg.push_str(&format!("; did you mean `{s}`?"));
+        }
+        Error::not_found(msg)
+    }
+}

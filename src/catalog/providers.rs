@@ -1,0 +1,103 @@
+//! DataFusion catalog and schema providers over the [`MeshCatalog`].
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::error::Result as DfResult;
+
+use super::MeshCatalog;
+use crate::spec::DatasetName;
+
+/// A domain: its layers are the schemas.
+#[derive(Debug)]
+pub struct DomainCatalog {
+    catalog: Arc<MeshCatalog>,
+    domain: String,
+}
+
+impl DomainCatalog {
+    pub fn new(catalog: Arc<MeshCatalog>, domain: &str) -> Self {
+        Self {
+            catalog,
+            domain: domain.to_string(),
+        }
+    }
+
+    fn layers(&self) -> &[String] {
+        self.catalog
+            .mesh()
+            .domain(&self.domain)
+            .map(|d| d.layers.as_slice())
+            .unwrap_or_default()
+    }
+}
+
+impl CatalogProvider for DomainCatalog {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        self.layers().to_vec()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.layers().iter().any(|l| l == name).then(|| {
+            Arc::new(LayerSchema {
+                catalog: Arc::clone(&self.catalog),
+                domain: self.domain.clone(),
+                layer: name.to_string(),
+            }) as Arc<dyn SchemaProvider>
+        })
+    }
+}
+
+/// A layer: its datasets are the tables.
+#[derive(Debug)]
+pub struct LayerSchema {
+    catalog: Arc<MeshCatalog>,
+    domain: String,
+    layer: String,
+}
+
+impl LayerSchema {
+    fn name(&self, table: &str) -> DatasetName {
+        DatasetName::new(&self.domain, &self.layer, table)
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for LayerSchema {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        self.catalog
+            .dataset_names()
+            .filter(|n| n.domain == self.domain && n.layer == self.layer)
+            .map(|n| n.dataset.clone())
+            .collect()
+    }
+
+    /// The latest published version; `None` for unknown names and datasets never published
+    /// (the query engine reports both with a hint before planning).
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let dataset = self.name(name);
+        if self.catalog.store(&dataset).is_none() {
+            return Ok(None);
+        }
+        let snapshot = self
+            .catalog
+            .snapshot(&dataset)
+            .await
+            .map_err(|e| e.into_datafusion())?;
+        Ok(snapshot.map(|s| Arc::clone(&s.provider)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.catalog.store(&self.name(name)).is_some()
+    }
+}

@@ -1,0 +1,85 @@
+//! A small Flight SQL client over arrow-flight's `FlightSqlServiceClient`, used by
+//! `meshql query --server`.
+
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A connection to a meshql (or any Flight SQL) server.
+pub struct Client {
+    inner: FlightSqlServiceClient<Channel>,
+}
+
+impl Client {
+    /// Connects to `url`: `grpc://host:port`, `http://host:port` or `host:port`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let rest = url
+            .strip_prefix("grpc://")
+            .or_else(|| url.strip_prefix("grpc+tcp://"))
+            .or_else(|| url.strip_prefix("http://"))
+            .unwrap_or(url);
+        let endpoint = Endpoint::from_shared(format!("http://{rest}"))
+            .map_err(|e| Error::user(format!("invalid server URL `{url}`: {e}")))?;
+        let channel = endpoint.connect().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot connect to {url}: {e}"),
+            )
+        })?;
+        Ok(Self {
+            inner: FlightSqlServiceClient::new(channel),
+        })
+    }
+
+    /// Runs `sql` and collects every batch of every endpoint.
+    pub async fn query(&mut self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let info = self
+            .inner
+            .execute(sql.to_string(), None)
+            .await
+            .map_err(from_flight)?;
+        let schema = std::sync::Arc::new(
+            info.clone()
+                .try_decode_schema()
+                .map_err(|e| Error::internal(format!("server sent an invalid schema: {e}")))?,
+        );
+        let mut batches = Vec::new();
+        for endpoint in info.endpoint {
+            let ticket = endpoint
+                .ticket
+                .ok_or_else(|| Error::internal("server sent an endpoint without a ticket"))?;
+            let stream = self.inner.do_get(ticket).await.map_err(from_flight)?;
+            let mut part: Vec<RecordBatch> = stream.try_collect().await.map_err(from_flight)?;
+            batches.append(&mut part);
+        }
+        Ok((schema, batches))
+    }
+}
+
+/// Recovers the server's error kind from the gRPC status code.
+pub fn from_flight(e: FlightError) -> Error {
+    match e {
+        FlightError::Tonic(status) => from_status(&status),
+        other => Error::new(ErrorKind::Unavailable, other.to_string()),
+    }
+}
+
+pub fn from_status(status: &tonic::Status) -> Error {
+    use tonic::Code;
+    let kind = match status.code() {
+        Code::InvalidArgument | Code::OutOfRange => ErrorKind::UserInput,
+        Code::NotFound => ErrorKind::NotFound,
+        Code::PermissionDenied => ErrorKind::PermissionDenied,
+        Code::Unauthenticated => ErrorKind::Unauthenticated,
+        Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => ErrorKind::Conflict,
+        Code::ResourceExhausted | Code::DeadlineExceeded => ErrorKind::ResourceExhausted,
+        Code::Unavailable => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
+    };
+    Error::new(kind, status.message().to_string())
+}

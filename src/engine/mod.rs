@@ -1,0 +1,303 @@
+//! The query engine: one DataFusion setup shared by the server, the CLI and the pipeline.
+//!
+//! It owns the session template (federated catalog, `information_schema`, shared runtime), turns
+//! SQL into plans under the [`guard`] limits, and plans on a thread with a large stack so no
+//! query can overflow an async worker's stack.
+
+mod guard;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SessionState;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::Statement as DfStatement;
+use deltalake::delta_datafusion::planner::DeltaPlanner;
+use tokio::sync::oneshot;
+
+pub use guard::SqlLimits;
+
+use crate::catalog::MeshCatalog;
+use crate::error::{Error, Result};
+use crate::spec::{DatasetName, Mesh};
+
+/// Stack size of planner threads: deep enough for any plan the guard lets through.
+const PLANNER_STACK_BYTES: usize = 256 * 1024 * 1024;
+
+/// Where unqualified table names resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPath {
+    pub domain: String,
+    pub layer: String,
+}
+
+/// Shared query machinery of one mesh.
+#[derive(Debug)]
+pub struct Engine {
+    catalog: Arc<MeshCatalog>,
+    template: SessionState,
+    limits: SqlLimits,
+    default_path: SearchPath,
+}
+
+impl Engine {
+    /// Builds the engine for `mesh`.
+    pub fn new(mesh: Arc<Mesh>) -> Result<Arc<Self>> {
+        let runtime: Arc<RuntimeEnv> = Arc::new(RuntimeEnvBuilder::new().build()?);
+        let staleness = Duration::from_secs(mesh.server.catalog_staleness_secs);
+        let limits = SqlLimits {
+            max_sql_bytes: mesh.server.max_sql_bytes,
+            max_expr_depth: mesh.server.max_expr_depth,
+        };
+        let first = mesh
+            .domains
+            .first()
+            .ok_or_else(|| Error::user("the mesh has no domain"))?;
+        let default_path = SearchPath {
+            domain: first.name.clone(),
+            layer: first
+                .layers
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "raw".into()),
+        };
+        let catalog = MeshCatalog::new(mesh, Arc::clone(&runtime), staleness)?;
+        let config = SessionConfig::new()
+            // Hash-join IN-list pushdown can panic on dictionary join keys (delta-rs works around
+            // it the same way).
+            .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_size", 0)
+            .set_usize(
+                "datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values",
+                0,
+            )
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(&default_path.domain, &default_path.layer);
+        let template = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            // Delta writes plan through delta-rs's extension nodes.
+            .with_query_planner(DeltaPlanner::new())
+            .build();
+        for (name, provider) in catalog.domain_catalogs() {
+            template.catalog_list().register_catalog(name, provider);
+        }
+        Ok(Arc::new(Self {
+            catalog,
+            template,
+            limits,
+            default_path,
+        }))
+    }
+
+    pub fn catalog(&self) -> &Arc<MeshCatalog> {
+        &self.catalog
+    }
+
+    pub fn mesh(&self) -> &Arc<Mesh> {
+        self.catalog.mesh()
+    }
+
+    /// A fresh session resolving unqualified names against the mesh's first domain.
+    pub fn session(&self) -> SessionState {
+        self.session_in(&self.default_path)
+    }
+
+    /// A fresh session resolving unqualified names inside `path` (how transforms are planned).
+    pub fn session_in(&self, path: &SearchPath) -> SessionState {
+        let mut state = self.template.clone();
+        let options = state.config_mut().options_mut();
+        options.catalog.default_catalog = path.domain.clone();
+        options.catalog.default_schema = path.layer.clone();
+        state
+    }
+
+    /// Plans a read-only query. Parsing, checks and planning run on a large-stack thread.
+    pub async fn plan(&self, sql: &str, state: &SessionState) -> Result<LogicalPlan> {
+        let (plan, _) = self.plan_inner(sql, state, false).await?;
+        Ok(plan)
+    }
+
+    /// Plans and starts a read-only query; batches are produced as the stream is polled.
+    pub async fn execute(
+        &self,
+        sql: &str,
+        state: &SessionState,
+    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+        let (plan, physical) = self.plan_inner(sql, state, true).await?;
+        let physical = physical.ok_or_else(|| Error::internal("physical plan missing"))?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let stream = execute_stream(physical, state.task_ctx())?;
+        Ok((schema, stream))
+    }
+
+    async fn plan_inner(
+        &self,
+        sql: &str,
+        state: &SessionState,
+        physical: bool,
+    ) -> Result<(LogicalPlan, Option<Arc<dyn ExecutionPlan>>)> {
+        let sql = sql.to_string();
+        let state = state.clone();
+        let limits = self.limits;
+        let catalog = Arc::clone(&self.catalog);
+        let handle = tokio::runtime::Handle::current();
+        on_planner_thread(move || {
+            handle.block_on(async move {
+                let statement = guard::parse(&sql, limits)?;
+                check_references(&catalog, &state, &statement).await?;
+                let plan = state.statement_to_plan(statement).await?;
+                let physical = if physical {
+                    Some(state.create_physical_plan(&plan).await?)
+                } else {
+                    None
+                };
+                Ok((plan, physical))
+            })
+        })
+        .await?
+    }
+}
+
+/// Runs `f` on a fresh thread with a large stack and waits for it without blocking the runtime.
+async fn on_planner_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("meshql-planner".into())
+        .stack_size(PLANNER_STACK_BYTES)
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| Error::resource(format!("cannot start a planner thread: {e}")))?;
+    rx.await
+        .map_err(|_| Error::internal("the planner thread stopped without an answer"))
+}
+
+/// Turns every table the statement reads into a mesh dataset, or a NotFound error with a hint.
+async fn check_references(
+    catalog: &MeshCatalog,
+    state: &SessionState,
+    statement: &DfStatement,
+) -> Result<()> {
+    let options = state.config().options();
+    let (domain, layer) = (
+        options.catalog.default_catalog.clone(),
+        options.catalog.default_schema.clone(),
+    );
+    for reference in state.resolve_table_references(statement)? {
+        if reference.schema() == Some("information_schema")
+            || (reference.schema().is_none() && layer == "information_schema")
+        {
+            continue;
+        }
+        let name = DatasetName::resolve(&reference, &domain, &layer);
+        if catalog.store(&name).is_none() {
+            return Err(catalog.not_found(&name));
+        }
+        if catalog.snapshot(&name).await?.is_none() {
+            return Err(Error::not_found(format!(
+                "table `{name}` is declared but has no published version yet; build it with `meshql run --select {name}`"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// One row per dataset: domain, layer, dataset, kind, format, version, rows, last update.
+    /// Row counts come from a `count(*)` of the latest version (`NULL` if never published).
+    pub async fn overview(&self) -> Result<datafusion::arrow::record_batch::RecordBatch> {
+        use datafusion::arrow::array::{
+            ArrayRef, StringArray, TimestampMillisecondArray, UInt64Array,
+        };
+        use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+        let mut cols: [Vec<Option<String>>; 5] = Default::default();
+        let (mut versions, mut rows, mut updated) = (Vec::new(), Vec::new(), Vec::new());
+        for dataset in self.mesh().datasets() {
+            let name = &dataset.name;
+            let store = self
+                .catalog
+                .store(name)
+                .ok_or_else(|| self.catalog.not_found(name))?;
+            let kind = match dataset.kind {
+                crate::spec::DatasetKind::Transform(_) => "transform",
+                crate::spec::DatasetKind::Source(_) => "source",
+            };
+            for (col, v) in cols.iter_mut().zip([
+                &name.domain,
+                &name.layer,
+                &name.dataset,
+                &kind.to_string(),
+                &store.format().to_string(),
+            ]) {
+                col.push(Some(v.clone()));
+            }
+            let snapshot = self.catalog.snapshot(name).await?;
+            versions.push(snapshot.as_ref().and_then(|s| s.version));
+            updated.push(
+                snapshot
+                    .as_ref()
+                    .and_then(|s| s.last_modified)
+                    .map(|t| t.timestamp_millis()),
+            );
+            rows.push(match snapshot {
+                None => None,
+                Some(_) => Some(self.count_rows(name).await?),
+            });
+        }
+        let mut fields: Vec<Field> = ["domain", "layer", "dataset", "kind", "format"]
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect();
+        fields.push(Field::new("version", DataType::UInt64, true));
+        fields.push(Field::new("rows", DataType::UInt64, true));
+        fields.push(Field::new(
+            "last_update",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ));
+        let mut arrays: Vec<ArrayRef> = cols
+            .into_iter()
+            .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
+            .collect();
+        arrays.push(Arc::new(UInt64Array::from(versions)));
+        arrays.push(Arc::new(UInt64Array::from(rows)));
+        arrays.push(Arc::new(
+            TimestampMillisecondArray::from(updated).with_timezone("UTC"),
+        ));
+        Ok(datafusion::arrow::record_batch::RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            arrays,
+        )?)
+    }
+
+    async fn count_rows(&self, name: &DatasetName) -> Result<u64> {
+        use datafusion::arrow::array::{Array, Int64Array};
+        use futures::TryStreamExt;
+
+        let sql = format!(
+            "SELECT count(*) FROM \"{}\".\"{}\".\"{}\"",
+            name.domain, name.layer, name.dataset
+        );
+        let state = self.session();
+        let (_, stream) = self.execute(&sql, &state).await?;
+        let batches: Vec<_> = stream.try_collect().await?;
+        let count = batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .map(|a| a.value(0))
+            })
+            .ok_or_else(|| Error::internal("count(*) returned no value"))?;
+        Ok(count.max(0) as u64)
+    }
+}

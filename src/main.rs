@@ -1,0 +1,293 @@
+//! The `meshql` command line.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use meshql::engine::Engine;
+use meshql::output::{self, Format};
+use meshql::pipeline::{NodeReport, NodeStatus, Run, RunPlan, RunReport, Selector};
+use meshql::server::Server;
+use meshql::spec::Mesh;
+use meshql::{Error, Result};
+
+/// meshql: a company's data domains as one governed, queryable data mesh, served over Arrow
+/// Flight SQL.
+///
+/// Exit codes: 0 success; 1 a pipeline node failed; 2 bad input (SQL, mesh files, arguments);
+/// 3 not found; 4 permission denied; 5 conflict; 6 resource or storage unavailable; 70 internal
+/// error (a bug).
+#[derive(Debug, Parser)]
+#[command(name = "meshql", version, about, long_about)]
+struct Cli {
+    /// The mesh folder: holds catalog/mesh.yaml, catalog/<domain>/ and sql/<domain>/.
+    #[arg(long, global = true, default_value = ".", env = "MESHQL_MESH")]
+    mesh: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the mesh over Arrow Flight SQL (builds the warehouse first if it is empty).
+    Serve {
+        /// Address to listen on; overrides server.addr of mesh.yaml (default 127.0.0.1:50051).
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+        /// Do not build missing tables before serving.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Run pipelines: every transform, or those selected, in dependency order.
+    Run {
+        /// `domain`, `domain.layer` or `domain.layer.dataset`; a trailing `+` adds everything
+        /// downstream. Repeatable.
+        #[arg(long, short)]
+        select: Vec<String>,
+        /// How many nodes may run at once (default: the number of cores).
+        #[arg(long)]
+        parallelism: Option<usize>,
+    },
+    /// Validate the mesh folder and report every problem with file:line:column.
+    Check,
+    /// Run one SQL query, embedded or against a running server.
+    Query {
+        /// The SQL query.
+        sql: String,
+        /// A server to query (e.g. grpc://127.0.0.1:50051) instead of the local mesh.
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// List domains, layers and datasets with row counts, versions and last update.
+    Catalog {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Write the JSON Schemas of mesh.yaml and domain.yaml (for editors) into a folder.
+    Schema {
+        /// Target folder.
+        #[arg(long, default_value = "schemas")]
+        out: PathBuf,
+    },
+}
+
+/// Warnings and errors, without delta-kernel's report of every not-yet-created table.
+const DEFAULT_LOG_FILTER: &str = "warn,buoyant_kernel=off";
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Query execution recurses over expressions; give workers room beyond the 2 MiB default.
+        .thread_stack_size(16 * 1024 * 1024)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.kind().exit_code() as u8)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check => check(&cli.mesh),
+        Command::Schema { out } => write_schemas(&out),
+        Command::Query {
+            sql,
+            server: Some(url),
+            format,
+        } => {
+            let mut client = meshql::client::Client::connect(&url).await?;
+            let (schema, batches) = client.query(&sql).await?;
+            print(format, &schema, &batches)
+        }
+        command => {
+            let engine = Engine::new(Arc::new(load(&cli.mesh)?))?;
+            match command {
+                Command::Serve { addr, no_build } => serve(engine, addr, no_build).await,
+                Command::Run {
+                    select,
+                    parallelism,
+                } => run(engine, &select, parallelism).await,
+                Command::Query { sql, format, .. } => {
+                    let state = engine.session();
+                    let (schema, stream) = engine.execute(&sql, &state).await?;
+                    let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
+                    print(format, &schema, &batches)
+                }
+                Command::Catalog { format } => {
+                    let batch = engine.overview().await?;
+                    print(format, &batch.schema(), &[batch])
+                }
+                Command::Check | Command::Schema { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+fn load(dir: &Path) -> Result<Mesh> {
+    Mesh::load(dir).map_err(|diags| {
+        eprintln!("{diags}");
+        Error::user(format!("the mesh in {} is invalid", dir.display()))
+    })
+}
+
+fn check(dir: &Path) -> Result<ExitCode> {
+    let mesh = load(dir)?;
+    let transforms = mesh.transforms().count();
+    let datasets = mesh.datasets().count();
+    println!(
+        "mesh `{}`: {} domains, {datasets} datasets ({transforms} transforms); no problems found",
+        mesh.name,
+        mesh.domains.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_schemas(out: &Path) -> Result<ExitCode> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| Error::user(format!("cannot create {}: {e}", out.display())))?;
+    for (name, text) in meshql::spec::json_schemas() {
+        let path = out.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| Error::user(format!("cannot write {}: {e}", path.display())))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print(
+    format: Format,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    batches: &[datafusion::arrow::record_batch::RecordBatch],
+) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    output::write(&mut out, format, schema, batches)?;
+    out.flush().ok();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_node(r: &NodeReport) {
+    let rows = r.rows.map(|n| format!("{n} rows")).unwrap_or_default();
+    let version = r.version.map(|v| format!("v{v}")).unwrap_or_default();
+    let detail = match &r.status {
+        NodeStatus::Succeeded => String::new(),
+        NodeStatus::Failed(why) | NodeStatus::Skipped(why) => format!("  {why}"),
+    };
+    println!(
+        "{:<8} {:<45} {:>12} {:>8.2}s {:>6}{detail}",
+        r.status.label(),
+        r.name.to_string(),
+        rows,
+        r.duration.as_secs_f64(),
+        version
+    );
+}
+
+async fn execute_run(engine: Arc<Engine>, plan: RunPlan, parallelism: Option<usize>) -> RunReport {
+    println!("running {} node(s)", plan.nodes.len());
+    let mut run = Run::new(engine, plan).with_progress(print_node);
+    if let Some(n) = parallelism {
+        run = run.with_parallelism(n);
+    }
+    let report = run.await;
+    println!(
+        "done in {:.2}s: {} ok, {} failed, {} skipped",
+        report.duration.as_secs_f64(),
+        report.count("ok"),
+        report.count("FAILED"),
+        report.count("skipped")
+    );
+    report
+}
+
+async fn run(
+    engine: Arc<Engine>,
+    select: &[String],
+    parallelism: Option<usize>,
+) -> Result<ExitCode> {
+    let selectors: Vec<Selector> = select.iter().map(|s| s.parse()).collect::<Result<_>>()?;
+    let plan = RunPlan::new(engine.mesh(), &selectors)?;
+    let report = execute_run(engine, plan, parallelism).await;
+    Ok(if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn serve(engine: Arc<Engine>, addr: Option<SocketAddr>, no_build: bool) -> Result<ExitCode> {
+    if !no_build {
+        let mut missing = false;
+        for (dataset, _) in engine.mesh().transforms() {
+            if engine.catalog().snapshot(&dataset.name).await?.is_none() {
+                missing = true;
+                break;
+            }
+        }
+        if missing {
+            println!("the warehouse is missing tables; building them first");
+            let plan = RunPlan::new(engine.mesh(), &[])?;
+            let report = execute_run(Arc::clone(&engine), plan, None).await;
+            if !report.succeeded() {
+                eprintln!("warning: some tables failed to build; serving what is published");
+            }
+        }
+    }
+    let addr = match addr {
+        Some(a) => a,
+        None => engine
+            .mesh()
+            .server
+            .addr
+            .parse()
+            .map_err(|e| Error::user(format!("invalid server.addr: {e}")))?,
+    };
+    let server = Server::bind(Arc::clone(&engine), addr).await?;
+    let local = server.local_addr();
+    let mesh = engine.mesh();
+    let example = mesh
+        .transforms()
+        .find(|(d, _)| d.name.layer == "gold")
+        .or_else(|| mesh.transforms().next())
+        .map(|(d, _)| d.name.to_string());
+    println!(
+        "meshql serving mesh `{}` ({} domains, {} datasets) on grpc://{local}",
+        mesh.name,
+        mesh.domains.len(),
+        mesh.datasets().count()
+    );
+    if let Some(table) = example {
+        println!("try:  meshql query --server grpc://{local} \"SELECT * FROM {table} LIMIT 10\"");
+    }
+    server
+        .serve(async {
+            let _ = tokio::signal::ctrl_c().await;
+            println!("shutting down");
+        })
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,219 @@
+//! Metadata listings: catalogs (domains), schemas (layers), tables (datasets), table types and
+//! SQL info. Listings come from the mesh declaration; table schemas from the catalog's cache.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::{
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, ProstMessageExt, SqlInfo,
+};
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::{StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::{Response, Status};
+
+use super::service::MeshFlightSql;
+use crate::error::Error;
+
+type DoGetStream =
+    <MeshFlightSql as arrow_flight::flight_service_server::FlightService>::DoGetStream;
+
+/// Table type of every mesh dataset.
+const TABLE_TYPE: &str = "TABLE";
+
+/// A FlightInfo whose single endpoint's ticket is the command itself (listings are cheap and
+/// deterministic, so DoGet recomputes them).
+pub fn flight_info<C: ProstMessageExt>(
+    command: &C,
+    schema: SchemaRef,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let ticket = Ticket::new(command.as_any().encode_to_vec());
+    let info = FlightInfo::new()
+        .try_with_schema(&schema)
+        .map_err(|e| Status::from(Error::from(e)))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_descriptor(descriptor)
+        .with_ordered(true);
+    Ok(Response::new(info))
+}
+
+pub fn catalogs_schema(q: &CommandGetCatalogs) -> SchemaRef {
+    (*q).into_builder().schema()
+}
+
+pub fn schemas_schema(q: &CommandGetDbSchemas) -> SchemaRef {
+    q.clone().into_builder().schema()
+}
+
+pub fn tables_schema(q: &CommandGetTables) -> SchemaRef {
+    q.clone().into_builder().schema()
+}
+
+pub fn table_types_schema(q: &CommandGetTableTypes) -> SchemaRef {
+    (*q).into_builder().schema()
+}
+
+pub fn sql_info_schema(q: &CommandGetSqlInfo) -> SchemaRef {
+    q.clone().into_builder(&SQL_INFO).schema()
+}
+
+fn one_batch(batch: Result<RecordBatch, FlightError>) -> Result<Response<DoGetStream>, Status> {
+    let batch =
+        batch.map_err(|e| Status::from(Error::internal(format!("building a listing: {e}"))))?;
+    let schema = batch.schema();
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::iter([Ok(batch)]))
+        .map_err(|e| Status::internal(e.to_string()));
+    Ok(Response::new(Box::pin(stream.boxed())))
+}
+
+pub fn do_get_catalogs(
+    svc: &MeshFlightSql,
+    q: CommandGetCatalogs,
+) -> Result<Response<DoGetStream>, Status> {
+    let mut builder = q.into_builder();
+    let mut names: Vec<&str> = svc
+        .engine
+        .mesh()
+        .domains
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    names.sort_unstable();
+    for name in names {
+        builder.append(name);
+    }
+    one_batch(builder.build())
+}
+
+pub fn do_get_schemas(
+    svc: &MeshFlightSql,
+    q: CommandGetDbSchemas,
+) -> Result<Response<DoGetStream>, Status> {
+    let mut builder = q.into_builder();
+    let mut pairs: Vec<(&str, &str)> = svc
+        .engine
+        .mesh()
+        .domains
+        .iter()
+        .flat_map(|d| d.layers.iter().map(move |l| (d.name.as_str(), l.as_str())))
+        .collect();
+    pairs.sort_unstable();
+    for (domain, layer) in pairs {
+        builder.append(domain, layer);
+    }
+    one_batch(builder.build())
+}
+
+pub async fn do_get_tables(
+    svc: &MeshFlightSql,
+    q: CommandGetTables,
+) -> Result<Response<DoGetStream>, Status> {
+    let catalog = svc.engine.catalog();
+    let wants_table_type =
+        q.table_types.is_empty() || q.table_types.iter().any(|t| t == TABLE_TYPE);
+    let (cat, schema_pat, table_pat) = (
+        q.catalog.clone(),
+        q.db_schema_filter_pattern.clone(),
+        q.table_name_filter_pattern.clone(),
+    );
+    let include_schema = q.include_schema;
+    let mut builder = q.into_builder();
+    if wants_table_type {
+        for name in catalog.dataset_names() {
+            if cat.as_deref().is_some_and(|c| c != name.domain)
+                || schema_pat.as_deref().is_some_and(|p| !like(p, &name.layer))
+                || table_pat
+                    .as_deref()
+                    .is_some_and(|p| !like(p, &name.dataset))
+            {
+                continue;
+            }
+            // Only published datasets are tables a client can query.
+            let Some(snapshot) = catalog.snapshot(name).await? else {
+                continue;
+            };
+            let schema: Arc<Schema> = if include_schema {
+                snapshot.provider.schema()
+            } else {
+                Arc::new(Schema::empty())
+            };
+            builder
+                .append(
+                    &name.domain,
+                    &name.layer,
+                    &name.dataset,
+                    TABLE_TYPE,
+                    &schema,
+                )
+                .map_err(|e| {
+                    Status::from(Error::internal(format!("encoding a table schema: {e}")))
+                })?;
+        }
+    }
+    one_batch(builder.build())
+}
+
+pub fn do_get_table_types(q: CommandGetTableTypes) -> Result<Response<DoGetStream>, Status> {
+    let mut builder = q.into_builder();
+    builder.append(TABLE_TYPE);
+    one_batch(builder.build())
+}
+
+pub fn do_get_sql_info(q: CommandGetSqlInfo) -> Result<Response<DoGetStream>, Status> {
+    one_batch(q.into_builder(&SQL_INFO).build())
+}
+
+static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
+    let mut b = SqlInfoDataBuilder::new();
+    b.append(SqlInfo::FlightSqlServerName, "meshql");
+    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    b.append(SqlInfo::FlightSqlServerArrowVersion, "58");
+    b.append(SqlInfo::FlightSqlServerReadOnly, true);
+    b.append(SqlInfo::FlightSqlServerSql, true);
+    b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    b.build()
+        .unwrap_or_else(|e| unreachable!("static SQL info is well-formed: {e}"))
+});
+
+/// SQL `LIKE` matching with `%`, `_` and `\` as escape, as Flight SQL filter patterns use.
+pub fn like(pattern: &str, value: &str) -> bool {
+    fn go(p: &[char], v: &[char]) -> bool {
+        match p.split_first() {
+            None => v.is_empty(),
+            Some(('%', rest)) => (0..=v.len()).any(|i| go(rest, &v[i..])),
+            Some(('_', rest)) => !v.is_empty() && go(rest, &v[1..]),
+            Some(('\\', rest)) if !rest.is_empty() => {
+                v.first() == Some(&rest[0]) && go(&rest[1..], &v[1..])
+            }
+            Some((c, rest)) => v.first() == Some(c) && go(rest, &v[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let v: Vec<char> = value.chars().collect();
+    go(&p, &v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like;
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("%", "gold"));
+        assert!(like("go%", "gold"));
+        assert!(like("g_ld", "gold"));
+        assert!(!like("g_ld", "gld"));
+        assert!(like("daily\\_%", "daily_revenue"));
+        assert!(!like("daily\\_%", "dailyXrevenue"));
+        assert!(!like("silver", "gold"));
+    }
+}

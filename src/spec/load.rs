@@ -1,0 +1,539 @@
+//! Reading the mesh folder into a [`Mesh`], collecting every problem on the way.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use super::diagnostic::{Diagnostic, Diagnostics};
+use super::files::{DomainFile, MeshFile, SourceFile};
+use super::yaml::{self, Positions};
+use super::{
+    Dataset, DatasetKind, DatasetName, Domain, Mesh, Source, is_valid_name, rules, transform,
+};
+
+const NAME_RULE: &str =
+    "lower-case letters, digits and `_`, starting with a letter, at most 63 characters";
+
+pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
+    let root = absolute(dir);
+    let mesh_file = root.join("catalog").join("mesh.yaml");
+    let mut diags = Vec::new();
+
+    let text = match std::fs::read_to_string(&mesh_file) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                &mesh_file,
+                1,
+                1,
+                format!(
+                    "cannot read the mesh file ({e}); a mesh folder holds catalog/mesh.yaml \
+                     (run meshql inside one or pass --mesh DIR)"
+                ),
+            ));
+            return Err(Diagnostics(diags));
+        }
+    };
+    let Some((spec, pos)) = yaml::parse::<MeshFile>(&mesh_file, &text, &mut diags) else {
+        return Err(finish(diags));
+    };
+
+    let at = |path: &[&str]| {
+        let p: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        pos.of(&p)
+    };
+    if spec.name.trim().is_empty() {
+        let (l, c) = pos.value(&["name".to_string()]);
+        diags.push(Diagnostic::new(
+            &mesh_file,
+            l,
+            c,
+            "the mesh name must not be empty",
+        ));
+    }
+    let warehouse = match resolve_warehouse(&root, spec.warehouse.as_deref()) {
+        Ok(w) => w,
+        Err(msg) => {
+            let (l, c) = pos.value(&["warehouse".to_string()]);
+            diags.push(Diagnostic::new(&mesh_file, l, c, msg));
+            String::new()
+        }
+    };
+    let addr = &spec.server.addr;
+    if addr.parse::<std::net::SocketAddr>().is_err() {
+        let (l, c) = pos.value(&["server".into(), "addr".into()]);
+        diags.push(Diagnostic::new(
+            &mesh_file,
+            l,
+            c,
+            format!("invalid server address `{addr}`; expected HOST:PORT such as 127.0.0.1:50051"),
+        ));
+    }
+    if spec.server.max_expr_depth == 0 || spec.server.max_sql_bytes == 0 {
+        let (l, c) = at(&["server"]);
+        diags.push(Diagnostic::new(
+            &mesh_file,
+            l,
+            c,
+            "server limits must be greater than zero",
+        ));
+    }
+    if spec.domains.is_empty() {
+        let (l, c) = at(&["domains"]);
+        diags.push(Diagnostic::new(
+            &mesh_file,
+            l,
+            c,
+            "a mesh needs at least one domain under `domains`",
+        ));
+    }
+
+    let mut domains: Vec<Domain> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut claimed_sql_dirs = BTreeSet::new();
+    let mut claimed_domain_dirs = BTreeSet::new();
+    for (i, entry) in spec.domains.iter().enumerate() {
+        let idx = i.to_string();
+        let (l, c) = pos.value(&["domains".into(), idx.clone(), "name".into()]);
+        if !is_valid_name(&entry.name) {
+            diags.push(Diagnostic::new(
+                &mesh_file,
+                l,
+                c,
+                format!("invalid domain name `{}`; expected {NAME_RULE}", entry.name),
+            ));
+            continue;
+        }
+        if !seen.insert(entry.name.clone()) {
+            diags.push(Diagnostic::new(
+                &mesh_file,
+                l,
+                c,
+                format!("domain `{}` is listed twice", entry.name),
+            ));
+            continue;
+        }
+        let folder = match &entry.path {
+            Some(p) => normalize(&root.join("catalog").join(p)),
+            None => root.join("catalog").join(&entry.name),
+        };
+        let sql_dir = match &entry.sql {
+            Some(p) => normalize(&root.join(p)),
+            None => root.join("sql").join(&entry.name),
+        };
+        claimed_domain_dirs.insert(folder.clone());
+        claimed_sql_dirs.insert(sql_dir.clone());
+        let domain_file = folder.join("domain.yaml");
+        let text = match std::fs::read_to_string(&domain_file) {
+            Ok(t) => t,
+            Err(e) => {
+                let (l, c) = pos.value(&["domains".into(), idx.clone(), "name".into()]);
+                diags.push(Diagnostic::new(
+                    &mesh_file,
+                    l,
+                    c,
+                    format!(
+                        "domain `{}`: cannot read {} ({e}); expected a domain.yaml in the domain folder",
+                        entry.name,
+                        domain_file.display()
+                    ),
+                ));
+                continue;
+            }
+        };
+        let Some((dspec, dpos)) = yaml::parse::<DomainFile>(&domain_file, &text, &mut diags) else {
+            continue;
+        };
+        if let Some(domain) = load_domain(
+            &entry.name,
+            folder,
+            &domain_file,
+            dspec,
+            &dpos,
+            &sql_dir,
+            &mut diags,
+        ) {
+            domains.push(domain);
+        }
+    }
+
+    unclaimed_folders(
+        &root.join("sql"),
+        &claimed_sql_dirs,
+        "transforms",
+        &mut diags,
+    );
+    unclaimed_folders(
+        &root.join("catalog"),
+        &claimed_domain_dirs,
+        "domain",
+        &mut diags,
+    );
+
+    let mesh = Mesh {
+        root,
+        name: spec.name,
+        description: spec.description,
+        warehouse,
+        default_format: spec.default_format,
+        server: spec.server,
+        domains,
+    };
+    rules::check(&mesh, &mut diags);
+    if diags.is_empty() {
+        Ok(mesh)
+    } else {
+        Err(finish(diags))
+    }
+}
+
+fn finish(mut diags: Vec<Diagnostic>) -> Diagnostics {
+    diags.sort();
+    diags.dedup();
+    Diagnostics(diags)
+}
+
+fn load_domain(
+    name: &str,
+    folder: PathBuf,
+    file: &Path,
+    spec: DomainFile,
+    pos: &Positions,
+    sql_dir: &Path,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Domain> {
+    let mut layers: Vec<String> = Vec::new();
+    for (i, layer) in spec.layers.iter().enumerate() {
+        let (l, c) = pos.value(&["layers".into(), i.to_string()]);
+        if !is_valid_name(layer) {
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!("invalid layer name `{layer}`; expected {NAME_RULE}"),
+            ));
+        } else if layers.contains(layer) {
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!("layer `{layer}` is listed twice"),
+            ));
+        } else {
+            layers.push(layer.clone());
+        }
+    }
+    if spec.owner.trim().is_empty() {
+        let (l, c) = pos.value(&["owner".into()]);
+        diags.push(Diagnostic::new(
+            file,
+            l,
+            c,
+            "the owner group must not be empty",
+        ));
+    }
+
+    let mut datasets: Vec<Dataset> = Vec::new();
+    for (i, source) in spec.sources.iter().enumerate() {
+        if let Some(ds) = load_source(name, &folder, file, &layers, source, pos, i, diags) {
+            push_unique(
+                &mut datasets,
+                ds,
+                pos.value(&["sources".into(), i.to_string(), "name".into()]),
+                diags,
+            );
+        }
+    }
+    load_transforms(name, sql_dir, &layers, &mut datasets, diags);
+    // Layer order first (raw, silver, gold), then names: how listings show a domain.
+    datasets.sort_by_key(|d| {
+        (
+            layers.iter().position(|l| *l == d.name.layer),
+            d.name.dataset.clone(),
+        )
+    });
+
+    Some(Domain {
+        name: name.to_string(),
+        owner: spec.owner,
+        description: spec.description,
+        layers,
+        folder,
+        datasets,
+    })
+}
+
+fn push_unique(
+    datasets: &mut Vec<Dataset>,
+    ds: Dataset,
+    at: (usize, usize),
+    diags: &mut Vec<Diagnostic>,
+) {
+    if let Some(first) = datasets.iter().find(|d| d.name == ds.name) {
+        diags.push(Diagnostic::new(
+            &ds.file,
+            at.0,
+            at.1,
+            format!(
+                "duplicate dataset `{}`: already declared in {}",
+                ds.name,
+                first.file.display()
+            ),
+        ));
+    } else {
+        datasets.push(ds);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_source(
+    domain: &str,
+    folder: &Path,
+    file: &Path,
+    layers: &[String],
+    src: &SourceFile,
+    pos: &Positions,
+    i: usize,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Dataset> {
+    let key = |k: &str| vec!["sources".to_string(), i.to_string(), k.to_string()];
+    let before = diags.len();
+    if !is_valid_name(&src.name) {
+        let (l, c) = pos.value(&key("name"));
+        diags.push(Diagnostic::new(
+            file,
+            l,
+            c,
+            format!("invalid dataset name `{}`; expected {NAME_RULE}", src.name),
+        ));
+    }
+    if !layers.contains(&src.layer) {
+        let (l, c) = pos.value(&key("layer"));
+        diags.push(Diagnostic::new(
+            file,
+            l,
+            c,
+            format!(
+                "unknown layer `{}`; domain `{domain}` has layers: {}",
+                src.layer,
+                layers.join(", ")
+            ),
+        ));
+    }
+    let delimiter = match src.delimiter.as_bytes() {
+        [b] => *b,
+        _ => {
+            let (l, c) = pos.value(&key("delimiter"));
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                "the delimiter must be exactly one ASCII character",
+            ));
+            b','
+        }
+    };
+    // A missing file is reported, but the dataset stays declared so references to it resolve.
+    let fatal = diags.len() > before;
+    let location = if src.location.contains("://") {
+        src.location.clone()
+    } else {
+        let path = normalize(&folder.join(&src.location));
+        if !path.exists() {
+            let (l, c) = pos.value(&key("location"));
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!("source file or folder not found: {}", path.display()),
+            ));
+        }
+        let mut url = format!("file://{}", path.display());
+        if path.is_dir() && !url.ends_with('/') {
+            url.push('/');
+        }
+        url
+    };
+    if fatal {
+        return None;
+    }
+    Some(Dataset {
+        name: DatasetName::new(domain, &src.layer, &src.name),
+        file: file.to_path_buf(),
+        description: src.description.clone(),
+        kind: DatasetKind::Source(Source {
+            format: src.format,
+            location,
+            has_header: src.has_header,
+            delimiter,
+        }),
+    })
+}
+
+fn load_transforms(
+    domain: &str,
+    sql_dir: &Path,
+    layers: &[String],
+    datasets: &mut Vec<Dataset>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Ok(entries) = sorted_entries(sql_dir) else {
+        return;
+    };
+    for layer_dir in entries {
+        let layer = file_name(&layer_dir);
+        if !layer_dir.is_dir() {
+            diags.push(Diagnostic::new(
+                &layer_dir,
+                1,
+                1,
+                format!(
+                    "unexpected file; transforms live in {}/<layer>/<dataset>.sql",
+                    sql_dir.display()
+                ),
+            ));
+            continue;
+        }
+        if !layers.contains(&layer) {
+            diags.push(Diagnostic::new(
+                &layer_dir,
+                1,
+                1,
+                format!(
+                    "unknown layer `{layer}`; domain `{domain}` has layers: {}",
+                    layers.join(", ")
+                ),
+            ));
+            continue;
+        }
+        for file in sorted_entries(&layer_dir).unwrap_or_default() {
+            let fname = file_name(&file);
+            let Some(dataset) = fname.strip_suffix(".sql") else {
+                diags.push(Diagnostic::new(
+                    &file,
+                    1,
+                    1,
+                    "unexpected file; expected <dataset>.sql",
+                ));
+                continue;
+            };
+            if !is_valid_name(dataset) {
+                diags.push(Diagnostic::new(&file, 1, 1, format!("invalid dataset name `{dataset}` (from the file name); expected {NAME_RULE}")));
+                continue;
+            }
+            let sql = match std::fs::read_to_string(&file) {
+                Ok(s) => s,
+                Err(e) => {
+                    diags.push(Diagnostic::new(
+                        &file,
+                        1,
+                        1,
+                        format!("cannot read transform: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            if let Some(t) = transform::parse(&file, &sql, domain, &layer, diags) {
+                let ds = Dataset {
+                    name: DatasetName::new(domain, &layer, dataset),
+                    file: file.clone(),
+                    description: t.description.clone(),
+                    kind: DatasetKind::Transform(t),
+                };
+                push_unique(datasets, ds, (1, 1), diags);
+            }
+        }
+    }
+}
+
+/// Reports sub-folders of `parent` that no domain claims (a typo in a folder name, a domain missing
+/// from mesh.yaml).
+fn unclaimed_folders(
+    parent: &Path,
+    claimed: &BTreeSet<PathBuf>,
+    what: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for dir in sorted_entries(parent).unwrap_or_default() {
+        if !dir.is_dir() || claimed.contains(&dir) {
+            continue;
+        }
+        if what == "domain" && !dir.join("domain.yaml").exists() {
+            continue;
+        }
+        let name = file_name(&dir);
+        let file = if what == "domain" {
+            dir.join("domain.yaml")
+        } else {
+            dir.clone()
+        };
+        diags.push(Diagnostic::new(
+            &file,
+            1,
+            1,
+            format!("unknown domain `{name}`: this {what} folder belongs to no domain listed in catalog/mesh.yaml"),
+        ));
+    }
+}
+
+fn sorted_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !file_name(p).starts_with('.'))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|c| c.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    normalize(&p)
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The warehouse as a URL: a local folder (relative to the mesh folder) or an object-store URL.
+fn resolve_warehouse(root: &Path, configured: Option<&str>) -> Result<String, String> {
+    let raw = configured.unwrap_or("./warehouse").trim();
+    if let Some((scheme, rest)) = raw.split_once("://") {
+        const SCHEMES: &[&str] = &["file", "s3", "s3a"];
+        if !SCHEMES.contains(&scheme) {
+            return Err(format!(
+                "unsupported warehouse URL scheme `{scheme}://`; expected a folder or one of: file://, s3://, s3a://"
+            ));
+        }
+        if rest.trim_matches('/').is_empty() {
+            return Err(format!("warehouse URL `{raw}` names no location"));
+        }
+        return Ok(raw.trim_end_matches('/').to_string());
+    }
+    if raw.is_empty() {
+        return Err("the warehouse must not be empty; expected a folder or a URL".into());
+    }
+    let path = normalize(&root.join(raw));
+    Ok(format!("file://{}", path.display()))
+}

@@ -1,0 +1,133 @@
+//! Delta Lake tables through delta-rs.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+use super::{Published, TableSnapshot, TableStore};
+use crate::error::{Error, Result};
+
+/// A Delta table at a URL; created by its first publish.
+#[derive(Debug, Clone)]
+pub struct DeltaStore {
+    url: Url,
+    location: String,
+}
+
+impl DeltaStore {
+    pub fn new(location: &str) -> Result<Self> {
+        let url = Url::parse(location)
+            .map_err(|e| Error::user(format!("invalid table location `{location}`: {e}")))?;
+        Ok(Self {
+            url,
+            location: location.to_string(),
+        })
+    }
+
+    /// Loads the latest version; `None` if no version was ever committed.
+    async fn load(&self) -> Result<Option<DeltaTable>> {
+        if self.url.scheme() == "file" {
+            let Ok(path) = self.url.to_file_path() else {
+                return Err(Error::user(format!("invalid file URL `{}`", self.url)));
+            };
+            if !path.join("_delta_log").exists() {
+                return Ok(None);
+            }
+        }
+        match deltalake::open_table(self.url.clone()).await {
+            Ok(t) => Ok(Some(t)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(Error::from(e).with_context("table", &self.location)),
+        }
+    }
+}
+
+#[async_trait]
+impl TableStore for DeltaStore {
+    fn format(&self) -> &'static str {
+        "delta"
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>> {
+        let Some(table) = self.load().await? else {
+            return Ok(None);
+        };
+        // Scans resolve the table's object store through the session's runtime.
+        table
+            .update_datafusion_session(session)
+            .map_err(|e| Error::from(e).with_context("table", &self.location))?;
+        let version = table.version();
+        let last_modified = last_commit_time(&table).await;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| Error::from(e).with_context("table", &self.location))?;
+        Ok(Some(TableSnapshot {
+            provider,
+            version,
+            last_modified,
+        }))
+    }
+
+    async fn replace(&self, plan: LogicalPlan, session: &SessionState) -> Result<Published> {
+        if self.url.scheme() == "file"
+            && let Ok(path) = self.url.to_file_path()
+        {
+            std::fs::create_dir_all(&path).map_err(|e| {
+                Error::new(
+                    crate::error::ErrorKind::Unavailable,
+                    format!("cannot create {}: {e}", path.display()),
+                )
+            })?;
+        }
+        let table = match self.load().await? {
+            Some(table) => table,
+            None => DeltaTableBuilder::from_url(self.url.clone())
+                .and_then(|b| b.build())
+                .map_err(|e| Error::from(e).with_context("table", &self.location))?,
+        };
+        let table = table
+            .write(Vec::new())
+            .with_input_plan(plan)
+            .with_session_state(Arc::new(session.clone()))
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .await
+            .map_err(|e| Error::from(e).with_context("table", &self.location))?;
+        let version = table.version().unwrap_or(0);
+        let rows = added_rows(&table).await.unwrap_or(0);
+        Ok(Published { version, rows })
+    }
+}
+
+async fn last_commit(table: &DeltaTable) -> Option<deltalake::kernel::CommitInfo> {
+    table.history(Some(1)).await.ok()?.next()
+}
+
+async fn last_commit_time(table: &DeltaTable) -> Option<DateTime<Utc>> {
+    let ts = last_commit(table).await?.timestamp?;
+    DateTime::from_timestamp_millis(ts)
+}
+
+/// Rows written by the last commit, from its operation metrics.
+async fn added_rows(table: &DeltaTable) -> Option<u64> {
+    let info = last_commit(table).await?;
+    let metrics = info.info.get("operationMetrics")?;
+    let v = metrics.get("num_added_rows")?;
+    v.as_u64().or_else(|| v.as_str()?.parse().ok())
+}

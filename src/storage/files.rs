@@ -1,0 +1,95 @@
+//! Read-only datasets over existing CSV, Parquet or JSON files (a file or a folder of files).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+
+use super::{Published, TableSnapshot, TableStore};
+use crate::error::{Error, Result};
+use crate::spec::{Source, SourceFormat};
+
+/// Files registered in place; never written by meshql.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    source: Source,
+}
+
+impl FileStore {
+    pub fn new(source: Source) -> Result<Self> {
+        ListingTableUrl::parse(&source.location).map_err(|e| {
+            Error::user(format!(
+                "invalid source location `{}`: {e}",
+                source.location
+            ))
+        })?;
+        Ok(Self { source })
+    }
+
+    fn listing_options(&self) -> ListingOptions {
+        let format: Arc<dyn FileFormat> = match self.source.format {
+            SourceFormat::Csv => Arc::new(
+                CsvFormat::default()
+                    .with_has_header(self.source.has_header)
+                    .with_delimiter(self.source.delimiter),
+            ),
+            SourceFormat::Parquet => Arc::new(ParquetFormat::default()),
+            SourceFormat::Json => Arc::new(JsonFormat::default()),
+        };
+        // A folder holds files of the format's extension; a single file is taken as named.
+        let extension = if self.source.location.ends_with('/') {
+            format!(".{}", self.source.format.as_str())
+        } else {
+            String::new()
+        };
+        ListingOptions::new(format).with_file_extension(extension)
+    }
+}
+
+#[async_trait]
+impl TableStore for FileStore {
+    fn format(&self) -> &'static str {
+        self.source.format.as_str()
+    }
+
+    fn location(&self) -> &str {
+        &self.source.location
+    }
+
+    fn writable(&self) -> bool {
+        false
+    }
+
+    async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>> {
+        let url = ListingTableUrl::parse(&self.source.location)?;
+        let options = self.listing_options();
+        let schema = options
+            .infer_schema(session, &url)
+            .await
+            .map_err(|e| Error::from(e).with_context("source", &self.source.location))?;
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema);
+        let table = ListingTable::try_new(config)?;
+        Ok(Some(TableSnapshot {
+            provider: Arc::new(table),
+            version: None,
+            last_modified: None,
+        }))
+    }
+
+    async fn replace(&self, _plan: LogicalPlan, _session: &SessionState) -> Result<Published> {
+        Err(Error::permission(format!(
+            "`{}` is a read-only source; only warehouse tables can be published",
+            self.source.location
+        )))
+    }
+}

@@ -1,0 +1,96 @@
+//! Shared helpers: a private copy of the demo mesh, a runtime, a server on port 0.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use meshql::engine::Engine;
+use meshql::pipeline::{Run, RunPlan};
+use meshql::server::Server;
+use meshql::spec::Mesh;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// The repository root (the bundled demo mesh lives in its `catalog/` and `sql/`).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A runtime whose workers have room for deep (but allowed) expressions, like `meshql serve`.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(16 * 1024 * 1024)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A copy of the demo mesh in a temporary folder, with its own empty warehouse.
+pub fn demo_mesh() -> TempDir {
+    let dir = TempDir::new().expect("tempdir");
+    copy_dir(&repo().join("catalog"), &dir.path().join("catalog"));
+    copy_dir(&repo().join("sql"), &dir.path().join("sql"));
+    dir
+}
+
+/// Writes `files` (path relative to the mesh folder → content) into a new mesh folder.
+pub fn mesh_with(files: &[(&str, &str)]) -> TempDir {
+    let dir = TempDir::new().expect("tempdir");
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, content).expect("write");
+    }
+    dir
+}
+
+pub fn engine(dir: &Path) -> Arc<Engine> {
+    let mesh = Mesh::load(dir).unwrap_or_else(|d| panic!("mesh invalid:\n{d}"));
+    Engine::new(Arc::new(mesh)).expect("engine")
+}
+
+/// Runs every transform of the mesh and asserts they all succeeded.
+pub async fn build_all(engine: &Arc<Engine>) {
+    let plan = RunPlan::new(engine.mesh(), &[]).expect("plan");
+    let report = Run::new(Arc::clone(engine), plan).await;
+    assert!(report.succeeded(), "{report:#?}");
+}
+
+/// A server on 127.0.0.1:0, serving until the returned sender is dropped.
+pub async fn start_server(engine: Arc<Engine>) -> (SocketAddr, oneshot::Sender<()>) {
+    let server = Server::bind(engine, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(server.serve(async {
+        let _ = rx.await;
+    }));
+    (addr, tx)
+}
+
+/// A Flight SQL client connected to `addr` (the listener is bound, so this needs no retry).
+pub async fn client(addr: SocketAddr) -> FlightSqlServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    FlightSqlServiceClient::new(channel)
+}

@@ -1,0 +1,6 @@
+//! Integration tests: one binary (link once), one module per area.
+
+mod common;
+mod flight;
+mod pipeline;
+mod spec;
