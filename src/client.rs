@@ -1,14 +1,17 @@
 //! A small Flight SQL client over arrow-flight's `FlightSqlServiceClient`, used by
 //! `meshql query --server`.
 
+use arrow_flight::Action;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
+use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::{RunPipelineRequest, RunPipelineResult};
 
 /// A connection to a meshql (or any Flight SQL) server.
 pub struct Client {
@@ -58,6 +61,24 @@ impl Client {
             batches.append(&mut part);
         }
         Ok((schema, batches))
+    }
+}
+
+impl Client {
+    /// Runs transforms on the server (the `meshql.RunPipeline` action) and waits for the result.
+    pub async fn run_pipeline(&mut self, select: &[String]) -> Result<RunPipelineResult> {
+        let request = RunPipelineRequest {
+            select: select.to_vec(),
+        };
+        let action = Action::new(crate::server::RUN_PIPELINE, request.encode_to_vec());
+        let mut results = self.inner.do_action(action).await.map_err(from_flight)?;
+        let first = results
+            .message()
+            .await
+            .map_err(|s| from_status(&s))?
+            .ok_or_else(|| Error::internal("the server answered the run with no result"))?;
+        RunPipelineResult::decode(first.body.as_ref())
+            .map_err(|e| Error::internal(format!("invalid run result from the server: {e}")))
     }
 }
 

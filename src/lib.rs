@@ -9,6 +9,12 @@ pub mod engine;
 pub mod error;
 pub mod output;
 pub mod pipeline;
+
+/// Messages of `proto/meshql.proto`: the bodies of meshql's custom Flight actions.
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/meshql.v1.rs"));
+}
+
 pub mod server;
 pub mod spec;
 pub mod storage;

@@ -51,6 +51,9 @@ enum Command {
         /// How many nodes may run at once (default: the number of cores).
         #[arg(long)]
         parallelism: Option<usize>,
+        /// Run on a server (e.g. grpc://127.0.0.1:50051) instead of in this process.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Validate the mesh folder and report every problem with file:line:column.
     Check,
@@ -123,6 +126,29 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let (schema, batches) = client.query(&sql).await?;
             print(format, &schema, &batches)
         }
+        Command::Run {
+            select,
+            server: Some(url),
+            ..
+        } => {
+            let mut client = meshql::client::Client::connect(&url).await?;
+            let result = client.run_pipeline(&select).await?;
+            for n in &result.nodes {
+                print_row(
+                    &n.status,
+                    &n.dataset,
+                    n.rows,
+                    n.duration_seconds,
+                    n.version,
+                    &n.message,
+                );
+            }
+            Ok(if result.succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         command => {
             let engine = Engine::new(Arc::new(load(&cli.mesh)?))?;
             match command {
@@ -130,6 +156,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 Command::Run {
                     select,
                     parallelism,
+                    ..
                 } => run(engine, &select, parallelism).await,
                 Command::Query { sql, format, .. } => {
                     let state = engine.session();
@@ -191,20 +218,38 @@ fn print(
 }
 
 fn print_node(r: &NodeReport) {
-    let rows = r.rows.map(|n| format!("{n} rows")).unwrap_or_default();
-    let version = r.version.map(|v| format!("v{v}")).unwrap_or_default();
     let detail = match &r.status {
-        NodeStatus::Succeeded => String::new(),
-        NodeStatus::Failed(why) | NodeStatus::Skipped(why) => format!("  {why}"),
+        NodeStatus::Succeeded => "",
+        NodeStatus::Failed(why) | NodeStatus::Skipped(why) => why.as_str(),
     };
-    println!(
-        "{:<8} {:<45} {:>12} {:>8.2}s {:>6}{detail}",
+    let name = r.name.to_string();
+    print_row(
         r.status.label(),
-        r.name.to_string(),
-        rows,
+        &name,
+        r.rows,
         r.duration.as_secs_f64(),
-        version
+        r.version,
+        detail,
     );
+}
+
+/// One line per node: status, dataset, rows, duration, published version, why it failed.
+fn print_row(
+    status: &str,
+    dataset: &str,
+    rows: Option<u64>,
+    secs: f64,
+    version: Option<u64>,
+    detail: &str,
+) {
+    let rows = rows.map(|n| format!("{n} rows")).unwrap_or_default();
+    let version = version.map(|v| format!("v{v}")).unwrap_or_default();
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!("  {detail}")
+    };
+    println!("{status:<8} {dataset:<45} {rows:>12} {secs:>8.2}s {version:>6}{detail}");
 }
 
 async fn execute_run(engine: Arc<Engine>, plan: RunPlan, parallelism: Option<usize>) -> RunReport {
@@ -218,7 +263,7 @@ async fn execute_run(engine: Arc<Engine>, plan: RunPlan, parallelism: Option<usi
         "done in {:.2}s: {} ok, {} failed, {} skipped",
         report.duration.as_secs_f64(),
         report.count("ok"),
-        report.count("FAILED"),
+        report.count("failed"),
         report.count("skipped")
     );
     report

@@ -31,7 +31,7 @@ impl NodeStatus {
     pub fn label(&self) -> &'static str {
         match self {
             NodeStatus::Succeeded => "ok",
-            NodeStatus::Failed(_) => "FAILED",
+            NodeStatus::Failed(_) => "failed",
             NodeStatus::Skipped(_) => "skipped",
         }
     }

@@ -4,6 +4,7 @@
 //! connections, so a caller knows the address as soon as the server is reachable. The service
 //! is split by command group: statements, metadata listings, and refusals of write paths.
 
+mod actions;
 mod metadata;
 mod service;
 mod statement;
@@ -17,6 +18,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+pub use actions::RUN_PIPELINE;
 pub use service::MeshFlightSql;
 pub use ticket::{StatementTicket, TicketSigner};
 

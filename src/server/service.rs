@@ -14,14 +14,15 @@ use arrow_flight::sql::{
     TicketStatementQuery,
 };
 use arrow_flight::{
-    FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
+    Action, ActionType, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
     flight_service_server::FlightService,
 };
 use futures::Stream;
+use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::ticket::TicketSigner;
-use super::{metadata, statement};
+use super::{actions, metadata, statement};
 use crate::engine::Engine;
 use crate::error::Error;
 
@@ -233,7 +234,7 @@ impl FlightSqlService for MeshFlightSql {
         _request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         Err(Status::unimplemented(
-            "prepared statements are not available yet; execute the SQL as a statement",
+            "prepared statements are not supported yet; execute the SQL as a statement",
         ))
     }
 
@@ -275,6 +276,36 @@ impl FlightSqlService for MeshFlightSql {
         Err(Status::invalid_argument(
             "savepoints are not supported: meshql is read-only",
         ))
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let action = request.into_inner();
+        match action.r#type.as_str() {
+            actions::RUN_PIPELINE => {
+                let result = actions::run_pipeline(self, &action).await?;
+                let body = arrow_flight::Result {
+                    body: result.encode_to_vec().into(),
+                };
+                Ok(Response::new(Box::pin(futures::stream::iter([Ok(body)]))))
+            }
+            other => {
+                let known: Vec<String> = actions::action_types()
+                    .into_iter()
+                    .map(|a| a.r#type)
+                    .collect();
+                Err(Status::invalid_argument(format!(
+                    "unknown action `{other}`; meshql's custom actions: {}",
+                    known.join(", ")
+                )))
+            }
+        }
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        Some(actions::action_types().into_iter().map(Ok).collect())
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -327,3 +327,59 @@ fn unpublished_tables_say_how_to_build_them() {
         assert!(got.contains("| 6000 |"), "{got}");
     });
 }
+
+#[test]
+fn run_pipeline_action_publishes_and_information_schema_lists_tables() {
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        let engine = engine(dir.path());
+        let (addr, _stop) = start_server(engine).await;
+        let mut remote = meshql::client::Client::connect(&format!("grpc://{addr}"))
+            .await
+            .expect("connect");
+        let result = remote
+            .run_pipeline(&["sales".to_string()])
+            .await
+            .expect("run");
+        assert!(result.succeeded, "{result:?}");
+        let nodes: Vec<(&str, &str, Option<u64>)> = result
+            .nodes
+            .iter()
+            .map(|n| (n.dataset.as_str(), n.status.as_str(), n.rows))
+            .collect();
+        assert_eq!(nodes.len(), 3, "{nodes:?}");
+        assert!(
+            nodes.contains(&("sales.silver.clean_transactions", "ok", Some(5860))),
+            "{nodes:?}"
+        );
+        assert!(
+            nodes.contains(&("sales.gold.daily_revenue", "ok", Some(360))),
+            "{nodes:?}"
+        );
+
+        let err = remote
+            .run_pipeline(&["nope".to_string()])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), meshql::ErrorKind::NotFound);
+
+        let mut c = client(addr).await;
+        let got = query(
+            &mut c,
+            "SELECT table_catalog, table_schema, table_name FROM information_schema.tables \
+             WHERE table_schema = 'gold' ORDER BY 1, 3",
+        )
+        .await;
+        // Only sales ran: like GetTables, information_schema shows published datasets.
+        assert_eq!(
+            lines(&got),
+            [
+                "+---------------+--------------+---------------+",
+                "| table_catalog | table_schema | table_name    |",
+                "+---------------+--------------+---------------+",
+                "| sales         | gold         | daily_revenue |",
+                "+---------------+--------------+---------------+",
+            ]
+        );
+    });
+}

@@ -145,3 +145,146 @@ fn a_killed_run_leaves_only_committed_versions() {
         build_all(&e).await;
     });
 }
+
+#[test]
+fn publishes_are_visible_at_once_here_and_within_the_staleness_bound_elsewhere() {
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        let mesh_file = dir.path().join("catalog/mesh.yaml");
+        let text = std::fs::read_to_string(&mesh_file).unwrap();
+        std::fs::write(
+            &mesh_file,
+            text.replace("catalog_staleness_secs: 5", "catalog_staleness_secs: 1"),
+        )
+        .unwrap();
+        let reader = engine(dir.path());
+        let writer = engine(dir.path());
+        build_all(&writer).await;
+        let name = DatasetName::new("sales", "gold", "daily_revenue");
+        assert_eq!(
+            reader
+                .catalog()
+                .snapshot(&name)
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            Some(0)
+        );
+
+        // A run in this process: the next query sees the new version, no restart.
+        let plan = RunPlan::new(
+            writer.mesh(),
+            &["sales.gold.daily_revenue".parse().unwrap()],
+        )
+        .unwrap();
+        assert!(Run::new(Arc::clone(&writer), plan).await.succeeded());
+        assert_eq!(
+            writer
+                .catalog()
+                .snapshot(&name)
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            Some(1)
+        );
+
+        // Another process's commit: visible once the 1 s staleness bound has passed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let v = reader
+                .catalog()
+                .snapshot(&name)
+                .await
+                .unwrap()
+                .unwrap()
+                .version;
+            if v == Some(1) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "version 1 never became visible"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+}
+
+#[test]
+fn csv_and_parquet_folders_register_as_read_only_sources() {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::parquet::arrow::ArrowWriter;
+
+    let dir = mesh_with(&[
+        ("catalog/mesh.yaml", MESH),
+        (
+            "catalog/shop/domain.yaml",
+            "owner: shop\nsources:\n  - name: orders\n    layer: raw\n    format: csv\n    location: orders/\n  \
+             - name: customers\n    layer: raw\n    format: parquet\n    location: customers/\n  \
+             - name: semicolons\n    layer: raw\n    format: csv\n    location: semi.csv\n    delimiter: \";\"\n",
+        ),
+        ("catalog/shop/orders/2026-01.csv", "id,amount\n1,10\n2,20\n"),
+        ("catalog/shop/orders/2026-02.csv", "id,amount\n3,30\n"),
+        ("catalog/shop/orders/README.txt", "not data"),
+        ("catalog/shop/semi.csv", "a;b\n1;x\n"),
+        (
+            "sql/shop/silver/orders.sql",
+            "SELECT o.id, o.amount, c.name FROM raw.orders o JOIN raw.customers c ON c.id = o.id",
+        ),
+    ]);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(StringArray::from(vec!["ana", "ben", "cy"])),
+        ],
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("catalog/shop/customers")).unwrap();
+    let file =
+        std::fs::File::create(dir.path().join("catalog/shop/customers/part-0.parquet")).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    runtime().block_on(async {
+        let e = engine(dir.path());
+        build_all(&e).await;
+        let got = rows(
+            &e,
+            "SELECT id, amount, name FROM shop.silver.orders ORDER BY id",
+        )
+        .await;
+        assert_eq!(
+            got.lines().collect::<Vec<_>>(),
+            [
+                "+----+--------+------+",
+                "| id | amount | name |",
+                "+----+--------+------+",
+                "| 1  | 10     | ana  |",
+                "| 2  | 20     | ben  |",
+                "| 3  | 30     | cy   |",
+                "+----+--------+------+",
+            ]
+        );
+        assert!(
+            rows(&e, "SELECT b FROM shop.raw.semicolons")
+                .await
+                .contains("| x |")
+        );
+        // Sources are never written.
+        let store = e
+            .catalog()
+            .store(&DatasetName::new("shop", "raw", "orders"))
+            .unwrap();
+        assert!(!store.writable());
+    });
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of meshql: the Rust suites (unit, integration, benches in test mode) and the
+# Python client suite, in a virtual environment this script creates. Needs only cargo and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/meshql/target}"
+
+cargo test --locked --all-targets
+
+if [ -d tests/clients ]; then
+  venv="${MESHQL_VENV:-$HOME/.cache/meshql/venv}"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+  cargo build --locked --bin meshql
+  MESHQL_BIN="$CARGO_TARGET_DIR/debug/meshql" "$venv/bin/python" -m pytest -q tests/clients
+fi
