@@ -288,3 +288,60 @@ fn csv_and_parquet_folders_register_as_read_only_sources() {
         assert!(!store.writable());
     });
 }
+
+/// Invalid mesh files: `check`, `run` and `serve` report every problem and exit 2 without
+/// touching the warehouse.
+#[test]
+fn an_invalid_mesh_is_refused_before_any_write() {
+    let dir = demo_mesh();
+    std::fs::write(
+        dir.path().join("sql/sales/gold/broken.sql"),
+        "SELECT * FROM silver.nowhere",
+    )
+    .unwrap();
+    let yaml = dir.path().join("catalog/finance/domain.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        text.replace("owner: finance", "owner: finance\nownr: typo"),
+    )
+    .unwrap();
+    for args in [
+        vec!["check"],
+        vec!["run"],
+        vec!["serve", "--addr", "127.0.0.1:0"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_meshql"))
+            .arg("--mesh")
+            .arg(dir.path())
+            .args(&args)
+            .output()
+            .expect("meshql");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(
+                "sql/sales/gold/broken.sql:1:15: `sales.silver.nowhere` exists nowhere in the mesh"
+            ),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("catalog/finance/domain.yaml:3:1: unknown key `ownr`"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("2 problems found"), "{stderr}");
+        assert!(
+            !dir.path().join("warehouse").exists(),
+            "{args:?} touched the warehouse"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_meshql"))
+        .args(["--mesh", crate::common::repo().to_str().unwrap(), "check"])
+        .output()
+        .expect("meshql");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "mesh `demo`: 3 domains, 14 datasets (9 transforms); no problems found\n"
+    );
+}
