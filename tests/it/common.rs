@@ -49,6 +49,39 @@ pub fn demo_mesh() -> TempDir {
     dir
 }
 
+/// Replaces `from` by `to` in the file at `path`; the text must be there.
+pub fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).expect("read");
+    assert!(
+        text.contains(from),
+        "{} does not contain {from:?}",
+        path.display()
+    );
+    std::fs::write(path, text.replace(from, to)).expect("write");
+}
+
+/// The demo mesh served on port 0; the server stops when this is dropped.
+pub struct Served {
+    _dir: TempDir,
+    pub addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Serves a private copy of the demo mesh, built first when `build` is set.
+pub async fn serve_demo(build: bool) -> Served {
+    let dir = demo_mesh();
+    let engine = engine(dir.path());
+    if build {
+        build_all(&engine).await;
+    }
+    let (addr, stop) = start_server(engine).await;
+    Served {
+        _dir: dir,
+        addr,
+        _stop: stop,
+    }
+}
+
 /// Writes `files` (path relative to the mesh folder → content) into a new mesh folder.
 pub fn mesh_with(files: &[(&str, &str)]) -> TempDir {
     let dir = TempDir::new().expect("tempdir");

@@ -14,7 +14,7 @@ use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::common::{build_all, client, demo_mesh, engine, runtime, start_server};
+use crate::common::{client, runtime, serve_demo};
 
 type Client = FlightSqlServiceClient<Channel>;
 
@@ -75,11 +75,8 @@ fn lines(s: &str) -> Vec<&str> {
 #[test]
 fn serves_the_demo_mesh_end_to_end() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        let engine = engine(dir.path());
-        build_all(&engine).await;
-        let (addr, _stop) = start_server(engine).await;
-        let mut c = client(addr).await;
+        let served = serve_demo(true).await;
+        let mut c = client(served.addr).await;
 
         // A gold product, exact values (computed independently from the raw CSV files).
         let got = query(
@@ -131,11 +128,8 @@ fn serves_the_demo_mesh_end_to_end() {
 #[test]
 fn metadata_listings_cover_every_catalog() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        let engine = engine(dir.path());
-        build_all(&engine).await;
-        let (addr, _stop) = start_server(engine).await;
-        let mut c = client(addr).await;
+        let served = serve_demo(true).await;
+        let mut c = client(served.addr).await;
 
         let info = c.get_catalogs().await.expect("catalogs");
         let got = pretty_format_batches(&fetch(&mut c, info).await)
@@ -204,11 +198,8 @@ fn metadata_listings_cover_every_catalog() {
 #[test]
 fn client_errors_have_the_right_codes_and_the_server_survives() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        let engine = engine(dir.path());
-        build_all(&engine).await;
-        let (addr, _stop) = start_server(engine).await;
-        let mut c = client(addr).await;
+        let served = serve_demo(true).await;
+        let mut c = client(served.addr).await;
 
         let s = error_of(&mut c, "SELECT *\nFROM sales.gold.daily_revenue WHERE").await;
         assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
@@ -272,10 +263,8 @@ fn client_errors_have_the_right_codes_and_the_server_survives() {
 #[test]
 fn forged_tickets_are_refused() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        let engine = engine(dir.path());
-        let (addr, _stop) = start_server(engine).await;
-        let mut c = client(addr).await;
+        let served = serve_demo(false).await;
+        let mut c = client(served.addr).await;
         let forged = TicketStatementQuery {
             statement_handle: br#"{"sql":"SELECT 1"}0123456789abcdef0123456789abcdef"#
                 .to_vec()
@@ -311,10 +300,8 @@ fn forged_tickets_are_refused() {
 #[test]
 fn unpublished_tables_say_how_to_build_them() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        let engine = engine(dir.path());
-        let (addr, _stop) = start_server(engine).await;
-        let mut c = client(addr).await;
+        let served = serve_demo(false).await;
+        let mut c = client(served.addr).await;
         let s = error_of(&mut c, "SELECT * FROM sales.gold.daily_revenue").await;
         assert_eq!(s.code(), Code::NotFound);
         assert_eq!(
@@ -331,9 +318,8 @@ fn unpublished_tables_say_how_to_build_them() {
 #[test]
 fn run_pipeline_action_publishes_and_information_schema_lists_tables() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        let engine = engine(dir.path());
-        let (addr, _stop) = start_server(engine).await;
+        let served = serve_demo(false).await;
+        let addr = served.addr;
         let mut remote = meshql::client::Client::connect(&format!("grpc://{addr}"))
             .await
             .expect("connect");

@@ -9,7 +9,7 @@ use meshql::engine::Engine;
 use meshql::pipeline::{NodeStatus, Run, RunPlan};
 use meshql::spec::DatasetName;
 
-use crate::common::{build_all, demo_mesh, engine, mesh_with, runtime};
+use crate::common::{build_all, demo_mesh, edit, engine, mesh_with, runtime};
 
 const MESH: &str = "name: t\ndomains:\n  - name: shop\n";
 const DOMAIN: &str = "owner: shop\nsources:\n  - name: items\n    layer: raw\n    format: csv\n    location: data/items.csv\n";
@@ -29,6 +29,12 @@ async fn rows(engine: &Arc<Engine>, sql: &str) -> String {
     datafusion::arrow::util::pretty::pretty_format_batches(&batches)
         .unwrap()
         .to_string()
+}
+
+/// The version of `name` the engine's catalog currently serves.
+async fn version(engine: &Arc<Engine>, name: &DatasetName) -> Option<u64> {
+    let snapshot = engine.catalog().snapshot(name).await.expect("snapshot");
+    snapshot.expect("published").version
 }
 
 #[test]
@@ -150,27 +156,16 @@ fn a_killed_run_leaves_only_committed_versions() {
 fn publishes_are_visible_at_once_here_and_within_the_staleness_bound_elsewhere() {
     runtime().block_on(async {
         let dir = demo_mesh();
-        let mesh_file = dir.path().join("catalog/mesh.yaml");
-        let text = std::fs::read_to_string(&mesh_file).unwrap();
-        std::fs::write(
-            &mesh_file,
-            text.replace("catalog_staleness_secs: 5", "catalog_staleness_secs: 1"),
-        )
-        .unwrap();
+        edit(
+            &dir.path().join("catalog/mesh.yaml"),
+            "catalog_staleness_secs: 5",
+            "catalog_staleness_secs: 1",
+        );
         let reader = engine(dir.path());
         let writer = engine(dir.path());
         build_all(&writer).await;
         let name = DatasetName::new("sales", "gold", "daily_revenue");
-        assert_eq!(
-            reader
-                .catalog()
-                .snapshot(&name)
-                .await
-                .unwrap()
-                .unwrap()
-                .version,
-            Some(0)
-        );
+        assert_eq!(version(&reader, &name).await, Some(0));
 
         // A run in this process: the next query sees the new version, no restart.
         let plan = RunPlan::new(
@@ -179,27 +174,12 @@ fn publishes_are_visible_at_once_here_and_within_the_staleness_bound_elsewhere()
         )
         .unwrap();
         assert!(Run::new(Arc::clone(&writer), plan).await.succeeded());
-        assert_eq!(
-            writer
-                .catalog()
-                .snapshot(&name)
-                .await
-                .unwrap()
-                .unwrap()
-                .version,
-            Some(1)
-        );
+        assert_eq!(version(&writer, &name).await, Some(1));
 
         // Another process's commit: visible once the 1 s staleness bound has passed.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let v = reader
-                .catalog()
-                .snapshot(&name)
-                .await
-                .unwrap()
-                .unwrap()
-                .version;
+            let v = version(&reader, &name).await;
             if v == Some(1) {
                 break;
             }
@@ -299,13 +279,12 @@ fn an_invalid_mesh_is_refused_before_any_write() {
         "SELECT * FROM silver.nowhere",
     )
     .unwrap();
-    let yaml = dir.path().join("catalog/finance/domain.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    std::fs::write(
-        &yaml,
-        text.replace("owner: finance", "owner: finance\nownr: typo"),
-    )
-    .unwrap();
+    edit(
+        &dir.path().join("catalog/finance/domain.yaml"),
+        "owner: finance",
+        "owner: finance
+ownr: typo",
+    );
     for args in [
         vec!["check"],
         vec!["run"],
