@@ -143,7 +143,7 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
         let Some((dspec, dpos)) = yaml::parse::<DomainFile>(&domain_file, &text, &mut diags) else {
             continue;
         };
-        if let Some(domain) = load_domain(
+        domains.push(load_domain(
             &entry.name,
             folder,
             &domain_file,
@@ -151,9 +151,7 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
             &dpos,
             &sql_dir,
             &mut diags,
-        ) {
-            domains.push(domain);
-        }
+        ));
     }
 
     unclaimed_folders(
@@ -200,7 +198,7 @@ fn load_domain(
     pos: &Positions,
     sql_dir: &Path,
     diags: &mut Vec<Diagnostic>,
-) -> Option<Domain> {
+) -> Domain {
     let mut layers: Vec<String> = Vec::new();
     for (i, layer) in spec.layers.iter().enumerate() {
         let (l, c) = pos.value(&["layers".into(), i.to_string()]);
@@ -252,14 +250,14 @@ fn load_domain(
         )
     });
 
-    Some(Domain {
+    Domain {
         name: name.to_string(),
         owner: spec.owner,
         description: spec.description,
         layers,
         folder,
         datasets,
-    })
+    }
 }
 
 fn push_unique(

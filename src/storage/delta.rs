@@ -110,7 +110,10 @@ impl TableStore for DeltaStore {
             .await
             .map_err(|e| Error::from(e).with_context("table", &self.location))?;
         let version = table.version().unwrap_or(0);
-        let rows = added_rows(&table).await.unwrap_or(0);
+        let rows = added_rows(&table).await.unwrap_or_else(|| {
+            tracing::warn!(table = %self.location, "the commit recorded no row count");
+            0
+        });
         Ok(Published { version, rows })
     }
 }
