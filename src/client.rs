@@ -39,6 +39,21 @@ impl Client {
         })
     }
 
+    /// Logs in with a user name and password (the Flight handshake); later calls carry the
+    /// bearer token the server answers.
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<()> {
+        self.inner
+            .handshake(user, password)
+            .await
+            .map_err(from_flight)?;
+        Ok(())
+    }
+
+    /// Authenticates later calls with a bearer token (a long-lived token, or one issued earlier).
+    pub fn set_token(&mut self, token: &str) {
+        self.inner.set_token(token.to_string());
+    }
+
     /// Runs `sql` and collects every batch of every endpoint.
     pub async fn query(&mut self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let info = self

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod governance;
 pub mod output;
 pub mod pipeline;
 

@@ -31,6 +31,35 @@ struct Cli {
     command: Command,
 }
 
+/// How to authenticate against a server (`--server`).
+#[derive(Debug, Clone, clap::Args)]
+struct Auth {
+    /// User name for the server's handshake.
+    #[arg(long, env = "MESHQL_USER")]
+    user: Option<String>,
+    /// Password for `--user` (prefer the environment variable).
+    #[arg(long, env = "MESHQL_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// A bearer token instead of a user name and password.
+    #[arg(long, env = "MESHQL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Auth {
+    async fn connect(&self, url: &str) -> Result<meshql::client::Client> {
+        let mut client = meshql::client::Client::connect(url).await?;
+        match (&self.user, &self.token) {
+            (Some(user), _) => {
+                let password = self.password.clone().unwrap_or_default();
+                client.login(user, &password).await?;
+            }
+            (None, Some(token)) => client.set_token(token),
+            (None, None) => {}
+        }
+        Ok(client)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the mesh over Arrow Flight SQL (builds the warehouse first if it is empty).
@@ -54,6 +83,8 @@ enum Command {
         /// Run on a server (e.g. grpc://127.0.0.1:50051) instead of in this process.
         #[arg(long)]
         server: Option<String>,
+        #[command(flatten)]
+        auth: Auth,
     },
     /// Validate the mesh folder and report every problem with file:line:column.
     Check,
@@ -66,12 +97,19 @@ enum Command {
         server: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        #[command(flatten)]
+        auth: Auth,
     },
     /// List domains, layers and datasets with row counts, versions and last update.
     Catalog {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Hash a password (read from standard input) for `password_hash` in mesh.yaml.
+    HashPassword,
+    /// Make a long-lived bearer token: prints the token (give it to the client) and its hash
+    /// (list it under `token_hashes` in mesh.yaml).
+    Token,
     /// Write the JSON Schemas of mesh.yaml and domain.yaml (for editors) into a folder.
     Schema {
         /// Target folder.
@@ -117,21 +155,41 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check => check(&cli.mesh),
         Command::Schema { out } => write_schemas(&out),
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| Error::user(format!("cannot read the password: {e}")))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err(Error::user("the password is empty"));
+            }
+            println!("{}", meshql::governance::hash_password(password)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token => {
+            let (token, hash) = meshql::governance::new_token();
+            println!("token: {token}");
+            println!("hash:  {hash}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Query {
             sql,
             server: Some(url),
             format,
+            auth,
         } => {
-            let mut client = meshql::client::Client::connect(&url).await?;
+            let mut client = auth.connect(&url).await?;
             let (schema, batches) = client.query(&sql).await?;
             print(format, &schema, &batches)
         }
         Command::Run {
             select,
             server: Some(url),
+            auth,
             ..
         } => {
-            let mut client = meshql::client::Client::connect(&url).await?;
+            let mut client = auth.connect(&url).await?;
             let result = client.run_pipeline(&select).await?;
             for n in &result.nodes {
                 print_row(
@@ -168,7 +226,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     let batch = engine.overview().await?;
                     print(format, &batch.schema(), &[batch])
                 }
-                Command::Check | Command::Schema { .. } => unreachable!("handled above"),
+                Command::Check
+                | Command::Schema { .. }
+                | Command::HashPassword
+                | Command::Token => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

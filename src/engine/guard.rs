@@ -7,7 +7,9 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{Expr, Query, SetExpr, Statement, Visit, Visitor};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Query, SetExpr, Statement, Value, Visit, Visitor, visit_expressions_mut,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::error::{Error, Result};
@@ -59,7 +61,39 @@ pub fn parse(sql: &str, limits: SqlLimits) -> Result<DfStatement> {
         .ok_or_else(|| Error::user("empty SQL statement"))?;
     check_read_only(&statement)?;
     check_nesting(&statement, limits.max_expr_depth)?;
+    let mut statement = statement;
+    number_question_marks(&mut statement)?;
     Ok(statement)
+}
+
+/// Turns JDBC/ODBC-style `?` placeholders into `$1, $2, ...` in order of appearance, the form
+/// DataFusion binds.
+fn number_question_marks(statement: &mut DfStatement) -> Result<()> {
+    let inner = match statement {
+        DfStatement::Statement(s) => s.as_mut(),
+        DfStatement::Explain(e) => return number_question_marks(&mut e.statement),
+        _ => return Ok(()),
+    };
+    let (mut questions, mut numbered) = (0usize, false);
+    let _ = visit_expressions_mut(inner, |expr| {
+        if let Expr::Value(v) = expr
+            && let Value::Placeholder(p) = &mut v.value
+        {
+            if p == "?" {
+                questions += 1;
+                *p = format!("${questions}");
+            } else {
+                numbered = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if questions > 0 && numbered {
+        return Err(Error::user(
+            "use either `?` or `$1, $2, ...` placeholders in one statement, not both",
+        ));
+    }
+    Ok(())
 }
 
 fn syntax_error(sql: &str, msg: &str) -> Error {
@@ -218,6 +252,18 @@ mod tests {
             let err = parse(sql, SqlLimits::default()).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{sql}: {err}");
         }
+    }
+
+    #[test]
+    fn question_marks_become_numbered_placeholders() {
+        let s = parse(
+            "SELECT ? + 1 WHERE a = ? AND b IN (?)",
+            SqlLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(s.to_string(), "SELECT $1 + 1 WHERE a = $2 AND b IN ($3)");
+        let err = parse("SELECT ?, $2", SqlLimits::default()).unwrap_err();
+        assert!(err.message().contains("not both"), "{err}");
     }
 
     #[test]

@@ -119,30 +119,8 @@ impl Engine {
     }
 
     /// Plans a read-only query. Parsing, checks and planning run on a large-stack thread.
+    /// Placeholders (`$1`, `?`) stay unbound; see [`LogicalPlan::with_param_values`].
     pub async fn plan(&self, sql: &str, state: &SessionState) -> Result<LogicalPlan> {
-        let (plan, _) = self.plan_inner(sql, state, false).await?;
-        Ok(plan)
-    }
-
-    /// Plans and starts a read-only query; batches are produced as the stream is polled.
-    pub async fn execute(
-        &self,
-        sql: &str,
-        state: &SessionState,
-    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
-        let (plan, physical) = self.plan_inner(sql, state, true).await?;
-        let physical = physical.ok_or_else(|| Error::internal("physical plan missing"))?;
-        let schema = Arc::new(plan.schema().as_arrow().clone());
-        let stream = execute_stream(physical, state.task_ctx())?;
-        Ok((schema, stream))
-    }
-
-    async fn plan_inner(
-        &self,
-        sql: &str,
-        state: &SessionState,
-        physical: bool,
-    ) -> Result<(LogicalPlan, Option<Arc<dyn ExecutionPlan>>)> {
         let sql = sql.to_string();
         let state = state.clone();
         let limits = self.limits;
@@ -152,16 +130,38 @@ impl Engine {
             handle.block_on(async move {
                 let statement = guard::parse(&sql, limits)?;
                 check_references(&catalog, &state, &statement).await?;
-                let plan = state.statement_to_plan(statement).await?;
-                let physical = if physical {
-                    Some(state.create_physical_plan(&plan).await?)
-                } else {
-                    None
-                };
-                Ok((plan, physical))
+                Ok(state.statement_to_plan(statement).await?)
             })
         })
         .await?
+    }
+
+    /// Starts a planned query; batches are produced as the stream is polled. Physical planning
+    /// runs on a large-stack thread.
+    pub async fn execute_plan(
+        &self,
+        plan: LogicalPlan,
+        state: &SessionState,
+    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let planner_state = state.clone();
+        let handle = tokio::runtime::Handle::current();
+        let physical: Arc<dyn ExecutionPlan> = on_planner_thread(move || {
+            handle.block_on(async move { planner_state.create_physical_plan(&plan).await })
+        })
+        .await??;
+        let stream = execute_stream(physical, state.task_ctx())?;
+        Ok((schema, stream))
+    }
+
+    /// Plans and starts a read-only query.
+    pub async fn execute(
+        &self,
+        sql: &str,
+        state: &SessionState,
+    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+        let plan = self.plan(sql, state).await?;
+        self.execute_plan(plan, state).await
     }
 }
 

@@ -2,33 +2,60 @@
 
 use std::sync::Arc;
 
-use arrow_flight::{Action, ActionType};
+use arrow_flight::sql::TicketStatementQuery;
+use arrow_flight::{
+    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus,
+};
 use prost::Message;
 use tonic::Status;
 
 use super::service::MeshFlightSql;
+use super::ticket::{Purpose, SignedStatement};
 use crate::error::Error;
+use crate::governance::Principal;
 use crate::pipeline::{NodeStatus, Run, RunPlan, Selector};
 use crate::proto::{NodeResult, RunPipelineRequest, RunPipelineResult};
 
 /// `Action.type` of the run-pipeline action.
 pub const RUN_PIPELINE: &str = "meshql.RunPipeline";
 
+/// The Flight protocol's CancelFlightInfo action.
+pub const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
+
 /// The custom actions, as ListActions shows them.
 pub fn action_types() -> Vec<ActionType> {
-    vec![ActionType {
-        r#type: RUN_PIPELINE.to_string(),
-        description: "Run transforms of the mesh. Body: meshql.v1.RunPipelineRequest; \
-                      result: meshql.v1.RunPipelineResult"
-            .to_string(),
-    }]
+    vec![
+        ActionType {
+            r#type: RUN_PIPELINE.to_string(),
+            description:
+                "Run transforms of the mesh (admins). Body: meshql.v1.RunPipelineRequest; \
+                          result: meshql.v1.RunPipelineResult"
+                    .to_string(),
+        },
+        ActionType {
+            r#type: CANCEL_FLIGHT_INFO.to_string(),
+            description: "Stop the queries of a FlightInfo. Body: CancelFlightInfoRequest; \
+                          result: CancelFlightInfoResult"
+                .to_string(),
+        },
+    ]
 }
 
 /// Runs the selected transforms and answers once the run has ended.
 pub async fn run_pipeline(
     svc: &MeshFlightSql,
+    principal: &Principal,
     action: &Action,
 ) -> Result<RunPipelineResult, Status> {
+    // Until domain policies exist, runs are for administrators (or anyone on an open mesh).
+    let admins = &svc.engine.mesh().admin_group;
+    if svc.identity.required() && !principal.in_group(admins) {
+        return Err(Error::permission(format!(
+            "`{}` may not run pipelines: {RUN_PIPELINE} is for members of `{admins}`",
+            principal.name
+        ))
+        .into());
+    }
     let request = RunPipelineRequest::decode(action.body.as_ref())
         .map_err(|e| Error::user(format!("invalid {RUN_PIPELINE} body: {e}")))?;
     let selectors: Vec<Selector> = request
@@ -59,5 +86,46 @@ pub async fn run_pipeline(
     Ok(RunPipelineResult {
         nodes,
         succeeded: report.succeeded(),
+    })
+}
+
+/// CancelFlightInfo: stops the running DoGets of every endpoint and refuses later ones.
+pub fn cancel_flight_info(
+    svc: &MeshFlightSql,
+    principal: &Principal,
+    action: &Action,
+) -> Result<CancelFlightInfoResult, Status> {
+    let request = CancelFlightInfoRequest::decode(action.body.as_ref())
+        .map_err(|e| Error::user(format!("invalid {CANCEL_FLIGHT_INFO} body: {e}")))?;
+    let info = request.info.ok_or_else(|| {
+        Error::user(format!(
+            "{CANCEL_FLIGHT_INFO} needs the FlightInfo to cancel"
+        ))
+    })?;
+    let mut any_running = false;
+    for endpoint in &info.endpoint {
+        let Some(ticket) = &endpoint.ticket else {
+            continue;
+        };
+        let any = arrow_flight::sql::Any::decode(ticket.ticket.as_ref())
+            .map_err(|_| Error::user("not a meshql ticket"))?;
+        let statement = TicketStatementQuery::decode(any.value.as_ref())
+            .map_err(|_| Error::user("not a meshql ticket"))?;
+        // Only genuine tickets of this principal can be cancelled.
+        SignedStatement::verify(
+            &svc.signer,
+            Purpose::Ticket,
+            &statement.statement_handle,
+            principal,
+        )?;
+        any_running |= svc.running.cancel(&statement.statement_handle);
+    }
+    let status = if any_running {
+        CancelStatus::Cancelled
+    } else {
+        CancelStatus::NotCancellable
+    };
+    Ok(CancelFlightInfoResult {
+        status: status as i32,
     })
 }

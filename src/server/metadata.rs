@@ -1,27 +1,23 @@
 //! Metadata listings: catalogs (domains), schemas (layers), tables (datasets), table types and
 //! SQL info. Listings come from the mesh declaration; table schemas from the catalog's cache.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
-    CommandGetTables, ProstMessageExt, SqlInfo,
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables,
+    ProstMessageExt,
 };
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Response, Status};
 
-use super::service::MeshFlightSql;
+use super::service::{DoGetStream, MeshFlightSql};
 use crate::error::Error;
-
-type DoGetStream =
-    <MeshFlightSql as arrow_flight::flight_service_server::FlightService>::DoGetStream;
 
 /// Table type of every mesh dataset.
 const TABLE_TYPE: &str = "TABLE";
@@ -59,11 +55,7 @@ pub fn table_types_schema(q: &CommandGetTableTypes) -> SchemaRef {
     (*q).into_builder().schema()
 }
 
-pub fn sql_info_schema(q: &CommandGetSqlInfo) -> SchemaRef {
-    q.clone().into_builder(&SQL_INFO).schema()
-}
-
-fn one_batch(batch: Result<RecordBatch, FlightError>) -> Result<Response<DoGetStream>, Status> {
+pub fn one_batch(batch: Result<RecordBatch, FlightError>) -> Result<Response<DoGetStream>, Status> {
     let batch =
         batch.map_err(|e| Status::from(Error::internal(format!("building a listing: {e}"))))?;
     let schema = batch.schema();
@@ -167,22 +159,41 @@ pub fn do_get_table_types(q: CommandGetTableTypes) -> Result<Response<DoGetStrea
     one_batch(builder.build())
 }
 
-pub fn do_get_sql_info(q: CommandGetSqlInfo) -> Result<Response<DoGetStream>, Status> {
-    one_batch(q.into_builder(&SQL_INFO).build())
+/// Schema of GetPrimaryKeys results (Flight SQL protocol).
+pub fn primary_keys_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("catalog_name", DataType::Utf8, true),
+        Field::new("db_schema_name", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("key_name", DataType::Utf8, true),
+        Field::new("key_sequence", DataType::Int32, false),
+    ]))
 }
 
-static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
-    let mut b = SqlInfoDataBuilder::new();
-    b.append(SqlInfo::FlightSqlServerName, "meshql");
-    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
-    b.append(SqlInfo::FlightSqlServerArrowVersion, "58");
-    b.append(SqlInfo::FlightSqlServerReadOnly, true);
-    b.append(SqlInfo::FlightSqlServerSql, true);
-    b.append(SqlInfo::FlightSqlServerSubstrait, false);
-    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-    b.build()
-        .unwrap_or_else(|e| unreachable!("static SQL info is well-formed: {e}"))
-});
+/// Schema of GetImportedKeys, GetExportedKeys and GetCrossReference results.
+pub fn foreign_keys_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("pk_catalog_name", DataType::Utf8, true),
+        Field::new("pk_db_schema_name", DataType::Utf8, true),
+        Field::new("pk_table_name", DataType::Utf8, false),
+        Field::new("pk_column_name", DataType::Utf8, false),
+        Field::new("fk_catalog_name", DataType::Utf8, true),
+        Field::new("fk_db_schema_name", DataType::Utf8, true),
+        Field::new("fk_table_name", DataType::Utf8, false),
+        Field::new("fk_column_name", DataType::Utf8, false),
+        Field::new("key_sequence", DataType::Int32, false),
+        Field::new("fk_key_name", DataType::Utf8, true),
+        Field::new("pk_key_name", DataType::Utf8, true),
+        Field::new("update_rule", DataType::UInt8, false),
+        Field::new("delete_rule", DataType::UInt8, false),
+    ]))
+}
+
+/// An empty result with `schema`: meshql declares no keys yet (contracts will add primary keys).
+pub fn empty(schema: SchemaRef) -> Result<Response<DoGetStream>, Status> {
+    one_batch(Ok(RecordBatch::new_empty(schema)))
+}
 
 /// SQL `LIKE` matching with `%`, `_` and `\` as escape, as Flight SQL filter patterns use.
 pub fn like(pattern: &str, value: &str) -> bool {

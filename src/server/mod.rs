@@ -6,7 +6,9 @@
 
 mod actions;
 mod metadata;
+mod prepared;
 mod service;
+mod sql_info;
 mod statement;
 mod ticket;
 
@@ -20,10 +22,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use actions::RUN_PIPELINE;
 pub use service::MeshFlightSql;
-pub use ticket::{StatementTicket, TicketSigner};
+pub use ticket::{Purpose, SignedStatement};
 
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
+use crate::governance::{Identity, Signer};
 
 /// Largest gRPC message accepted or sent (tonic's default is 4 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -38,7 +41,11 @@ pub struct Server {
 impl Server {
     /// Binds `addr`; connections queue until [`Server::serve`] runs.
     pub async fn bind(engine: Arc<Engine>, addr: SocketAddr) -> Result<Self> {
-        let signer = TicketSigner::from_setting(engine.mesh().server.ticket_secret.as_deref())?;
+        let signer = Signer::from_setting(engine.mesh().server.signing_key.as_deref())?;
+        let identity = Arc::new(Identity::new(engine.mesh(), signer.clone()));
+        if !identity.required() {
+            tracing::warn!("the mesh declares no principals: every client is anonymous");
+        }
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             Error::new(
                 ErrorKind::Unavailable,
@@ -49,7 +56,7 @@ impl Server {
             .local_addr()
             .map_err(|e| Error::internal(format!("bound socket has no address: {e}")))?;
         Ok(Self {
-            service: MeshFlightSql::new(engine, signer),
+            service: MeshFlightSql::new(engine, signer, identity)?,
             listener,
             local_addr,
         })

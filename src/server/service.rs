@@ -1,17 +1,20 @@
-//! The Flight SQL service: a thin dispatcher to the command groups.
+//! The Flight SQL service: authentication, then a thin dispatch to the command groups.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest,
-    ActionBeginTransactionResult, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, ActionEndSavepointRequest, ActionEndTransactionRequest,
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
-    CommandGetTables, CommandPreparedStatementUpdate, CommandStatementIngest,
-    CommandStatementQuery, CommandStatementSubstraitPlan, CommandStatementUpdate, SqlInfo,
-    TicketStatementQuery,
+    ActionBeginTransactionResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
+    ActionEndSavepointRequest, ActionEndTransactionRequest, CommandGetCatalogs,
+    CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandPreparedStatementUpdate,
+    CommandStatementIngest, CommandStatementQuery, CommandStatementSubstraitPlan,
+    CommandStatementUpdate, DoPutPreparedStatementResult, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, ActionType, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
@@ -19,25 +22,52 @@ use arrow_flight::{
 };
 use futures::Stream;
 use prost::Message;
+use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::ticket::TicketSigner;
-use super::{actions, metadata, statement};
+use super::{actions, metadata, prepared, sql_info, statement};
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
+use crate::governance::{Identity, Principal, Signer};
 
-type DoGetStream = <MeshFlightSql as FlightService>::DoGetStream;
+pub(super) type DoGetStream = <MeshFlightSql as FlightService>::DoGetStream;
 
 /// The Flight SQL service of one mesh.
 #[derive(Clone)]
 pub struct MeshFlightSql {
     pub(super) engine: Arc<Engine>,
-    pub(super) signer: TicketSigner,
+    pub(super) signer: Signer,
+    pub(super) identity: Arc<Identity>,
+    pub(super) sql_info: Arc<SqlInfoData>,
+    pub(super) xdbc: Arc<XdbcTypeInfoData>,
+    pub(super) running: Arc<statement::Running>,
 }
 
 impl MeshFlightSql {
-    pub fn new(engine: Arc<Engine>, signer: TicketSigner) -> Self {
-        Self { engine, signer }
+    pub fn new(
+        engine: Arc<Engine>,
+        signer: Signer,
+        identity: Arc<Identity>,
+    ) -> crate::Result<Self> {
+        let sql_info =
+            sql_info::sql_info(&engine.session(), engine.mesh().server.max_sql_bytes, false)?;
+        Ok(Self {
+            engine,
+            signer,
+            identity,
+            sql_info: Arc::new(sql_info),
+            xdbc: Arc::new(sql_info::xdbc_type_info()?),
+            running: Arc::new(statement::Running::new()),
+        })
+    }
+
+    /// The principal a request comes from; every RPC but the handshake calls this first.
+    pub(super) fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        Ok(self.identity.authenticate(header)?)
     }
 }
 
@@ -47,20 +77,50 @@ fn read_only(what: &str) -> Status {
     )))
 }
 
+fn no_transactions() -> Status {
+    Status::invalid_argument("transactions and savepoints are not supported: meshql is read-only")
+}
+
 #[tonic::async_trait]
 impl FlightSqlService for MeshFlightSql {
     type FlightService = MeshFlightSql;
 
+    /// HTTP Basic credentials (or a bearer token) in, a bearer token out: in the `authorization`
+    /// response header and as the payload.
     async fn do_handshake(
         &self,
-        _request: Request<Streaming<HandshakeRequest>>,
+        request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
-        // Authentication arrives with the identity work; until then the handshake accepts everyone.
-        let out = futures::stream::iter([Ok(HandshakeResponse::default())]);
-        Ok(Response::new(Box::pin(out)))
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let identity = Arc::clone(&self.identity);
+        let principal = match header {
+            // Argon2 is deliberately slow: keep it off the async workers.
+            Some(h) if h.starts_with("Basic ") => {
+                tokio::task::spawn_blocking(move || identity.login_basic(&h))
+                    .await
+                    .map_err(|e| Error::internal(format!("login task failed: {e}")))??
+            }
+            other => identity.authenticate(other.as_deref())?,
+        };
+        let token = self.identity.issue(&principal);
+        let response = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into_bytes().into(),
+        };
+        let mut out: Response<
+            Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>,
+        > = Response::new(Box::pin(futures::stream::iter([Ok(response)])));
+        let value = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|e| Error::internal(format!("token is not a header value: {e}")))?;
+        out.metadata_mut().insert("authorization", value);
+        Ok(out)
     }
 
     async fn get_flight_info_statement(
@@ -68,20 +128,72 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let principal = self.principal(&request)?;
         if query.transaction_id.is_some() {
-            return Err(Status::invalid_argument(
-                "transactions are not supported: meshql is read-only",
-            ));
+            return Err(no_transactions());
         }
-        statement::flight_info(self, &query.query, request.into_inner()).await
+        statement::flight_info(self, &principal, &query.query, None, request.into_inner()).await
     }
 
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        statement::do_get(self, &ticket.statement_handle).await
+        let principal = self.principal(&request)?;
+        statement::do_get(self, &principal, &ticket.statement_handle).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let principal = self.principal(&request)?;
+        if query.transaction_id.is_some() {
+            return Err(no_transactions());
+        }
+        prepared::create(self, &principal, &query.query).await
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let principal = self.principal(&request)?;
+        prepared::bind(
+            self,
+            &principal,
+            &query.prepared_statement_handle,
+            request.into_inner(),
+        )
+        .await
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let principal = self.principal(&request)?;
+        prepared::flight_info(
+            self,
+            &principal,
+            &query.prepared_statement_handle,
+            request.into_inner(),
+        )
+        .await
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let principal = self.principal(&request)?;
+        // Handles are stateless: closing only checks that the handle is genuine.
+        prepared::verify(self, &principal, &query.prepared_statement_handle).map(|_| ())
     }
 
     async fn get_flight_info_catalogs(
@@ -89,6 +201,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
         metadata::flight_info(
             &query,
             metadata::catalogs_schema(&query),
@@ -99,8 +212,9 @@ impl FlightSqlService for MeshFlightSql {
     async fn do_get_catalogs(
         &self,
         query: CommandGetCatalogs,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
         metadata::do_get_catalogs(self, query)
     }
 
@@ -109,6 +223,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
         metadata::flight_info(
             &query,
             metadata::schemas_schema(&query),
@@ -119,8 +234,9 @@ impl FlightSqlService for MeshFlightSql {
     async fn do_get_schemas(
         &self,
         query: CommandGetDbSchemas,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
         metadata::do_get_schemas(self, query)
     }
 
@@ -129,6 +245,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
         metadata::flight_info(
             &query,
             metadata::tables_schema(&query),
@@ -139,8 +256,9 @@ impl FlightSqlService for MeshFlightSql {
     async fn do_get_tables(
         &self,
         query: CommandGetTables,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
         metadata::do_get_tables(self, query).await
     }
 
@@ -149,6 +267,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
         metadata::flight_info(
             &query,
             metadata::table_types_schema(&query),
@@ -159,8 +278,9 @@ impl FlightSqlService for MeshFlightSql {
     async fn do_get_table_types(
         &self,
         query: CommandGetTableTypes,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
         metadata::do_get_table_types(query)
     }
 
@@ -169,26 +289,133 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        metadata::flight_info(
-            &query,
-            metadata::sql_info_schema(&query),
-            request.into_inner(),
-        )
+        self.principal(&request)?;
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        metadata::flight_info(&query, schema, request.into_inner())
     }
 
     async fn do_get_sql_info(
         &self,
         query: CommandGetSqlInfo,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        metadata::do_get_sql_info(query)
+        self.principal(&request)?;
+        metadata::one_batch(query.into_builder(&self.sql_info).build())
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.into_builder(&self.xdbc).schema();
+        metadata::flight_info(&query, schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        metadata::one_batch(query.into_builder(&self.xdbc).build())
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        metadata::flight_info(
+            &query,
+            metadata::primary_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        metadata::empty(metadata::primary_keys_schema())
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        metadata::flight_info(
+            &query,
+            metadata::foreign_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        metadata::empty(metadata::foreign_keys_schema())
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        metadata::flight_info(
+            &query,
+            metadata::foreign_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        metadata::empty(metadata::foreign_keys_schema())
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        metadata::flight_info(
+            &query,
+            metadata::foreign_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        metadata::empty(metadata::foreign_keys_schema())
     }
 
     async fn get_flight_info_substrait_plan(
         &self,
         _query: CommandStatementSubstraitPlan,
-        _request: Request<FlightDescriptor>,
+        request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
         Err(Status::invalid_argument(
             "Substrait plans are not supported; send SQL instead",
         ))
@@ -197,111 +424,106 @@ impl FlightSqlService for MeshFlightSql {
     async fn do_put_statement_update(
         &self,
         _ticket: CommandStatementUpdate,
-        _request: Request<PeekableFlightDataStream>,
+        request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        self.principal(&request)?;
         Err(read_only("an update statement"))
     }
 
     async fn do_put_prepared_statement_update(
         &self,
         _query: CommandPreparedStatementUpdate,
-        _request: Request<PeekableFlightDataStream>,
+        request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        self.principal(&request)?;
         Err(read_only("a prepared update"))
     }
 
     async fn do_put_statement_ingest(
         &self,
         _ticket: CommandStatementIngest,
-        _request: Request<PeekableFlightDataStream>,
+        request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        self.principal(&request)?;
         Err(read_only("ingest"))
     }
 
     async fn do_put_substrait_plan(
         &self,
         _ticket: CommandStatementSubstraitPlan,
-        _request: Request<PeekableFlightDataStream>,
+        request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        self.principal(&request)?;
         Err(Status::invalid_argument(
             "Substrait plans are not supported; send SQL instead",
-        ))
-    }
-
-    async fn do_action_create_prepared_statement(
-        &self,
-        _query: ActionCreatePreparedStatementRequest,
-        _request: Request<arrow_flight::Action>,
-    ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        Err(Status::unimplemented(
-            "prepared statements are not supported yet; execute the SQL as a statement",
         ))
     }
 
     async fn do_action_begin_transaction(
         &self,
         _query: ActionBeginTransactionRequest,
-        _request: Request<arrow_flight::Action>,
+        request: Request<Action>,
     ) -> Result<ActionBeginTransactionResult, Status> {
-        Err(Status::invalid_argument(
-            "transactions are not supported: meshql is read-only",
-        ))
+        self.principal(&request)?;
+        Err(no_transactions())
     }
 
     async fn do_action_end_transaction(
         &self,
         _query: ActionEndTransactionRequest,
-        _request: Request<arrow_flight::Action>,
+        request: Request<Action>,
     ) -> Result<(), Status> {
-        Err(Status::invalid_argument(
-            "transactions are not supported: meshql is read-only",
-        ))
+        self.principal(&request)?;
+        Err(no_transactions())
     }
 
     async fn do_action_begin_savepoint(
         &self,
         _query: ActionBeginSavepointRequest,
-        _request: Request<arrow_flight::Action>,
+        request: Request<Action>,
     ) -> Result<ActionBeginSavepointResult, Status> {
-        Err(Status::invalid_argument(
-            "savepoints are not supported: meshql is read-only",
-        ))
+        self.principal(&request)?;
+        Err(no_transactions())
     }
 
     async fn do_action_end_savepoint(
         &self,
         _query: ActionEndSavepointRequest,
-        _request: Request<arrow_flight::Action>,
+        request: Request<Action>,
     ) -> Result<(), Status> {
-        Err(Status::invalid_argument(
-            "savepoints are not supported: meshql is read-only",
-        ))
+        self.principal(&request)?;
+        Err(no_transactions())
     }
 
     async fn do_action_fallback(
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let principal = self.principal(&request)?;
         let action = request.into_inner();
-        match action.r#type.as_str() {
-            actions::RUN_PIPELINE => {
-                let result = actions::run_pipeline(self, &action).await?;
-                let body = arrow_flight::Result {
-                    body: result.encode_to_vec().into(),
-                };
-                Ok(Response::new(Box::pin(futures::stream::iter([Ok(body)]))))
+        let body = match action.r#type.as_str() {
+            actions::RUN_PIPELINE => actions::run_pipeline(self, &principal, &action)
+                .await?
+                .encode_to_vec(),
+            actions::CANCEL_FLIGHT_INFO => {
+                actions::cancel_flight_info(self, &principal, &action)?.encode_to_vec()
             }
             other => {
                 let known: Vec<String> = actions::action_types()
                     .into_iter()
                     .map(|a| a.r#type)
                     .collect();
-                Err(Status::invalid_argument(format!(
-                    "unknown action `{other}`; meshql's custom actions: {}",
-                    known.join(", ")
-                )))
+                return Err(Status::from(Error::new(
+                    ErrorKind::UserInput,
+                    format!(
+                        "unknown action `{other}`; meshql's custom actions: {}",
+                        known.join(", ")
+                    ),
+                )));
             }
-        }
+        };
+        let result = arrow_flight::Result { body: body.into() };
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(result)]))))
     }
 
     async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {

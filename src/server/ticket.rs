@@ -1,84 +1,83 @@
-//! Signed tickets: a DoGet ticket carries the statement to run, signed with HMAC-SHA256, so any
-//! replica sharing the secret can serve it and no client can forge or alter one.
+//! Signed statements: DoGet tickets and prepared-statement handles carry the SQL to run (and
+//! bound parameters), signed by the server and bound to the principal they were issued to. Any
+//! replica sharing the signing key can serve them; no client can forge, alter or borrow one.
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::error::{Error, Result};
+use crate::governance::{Principal, Signer};
 
-const TAG_BYTES: usize = 32;
-
-/// What a statement ticket carries.
+/// What a ticket or handle carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatementTicket {
+pub struct SignedStatement {
     pub sql: String,
+    /// Name of the principal the statement was issued to.
+    pub principal: String,
+    /// Bound parameter values: one row, Arrow IPC stream bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Vec<u8>>,
 }
 
-/// Signs and verifies tickets with one secret.
-#[derive(Clone)]
-pub struct TicketSigner {
-    secret: Vec<u8>,
+/// What the signed bytes are for; a ticket cannot be used as a handle or the reverse.
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose {
+    Ticket,
+    PreparedHandle,
 }
 
-impl std::fmt::Debug for TicketSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TicketSigner(..)")
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Ticket => "ticket",
+            Purpose::PreparedHandle => "prepared",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Purpose::Ticket => "ticket",
+            Purpose::PreparedHandle => "prepared statement handle",
+        }
     }
 }
 
-impl TicketSigner {
-    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+impl SignedStatement {
+    pub fn new(sql: &str, principal: &Principal) -> Self {
         Self {
-            secret: secret.into(),
+            sql: sql.to_string(),
+            principal: principal.name.clone(),
+            params: None,
         }
     }
 
-    /// A signer with a random secret: tickets are valid for this process only.
-    pub fn random() -> Self {
-        let secret: [u8; 32] = rand::random();
-        Self::new(secret.to_vec())
+    pub fn sign(&self, signer: &Signer, purpose: Purpose) -> Result<Vec<u8>> {
+        let payload = serde_json::to_vec(self)
+            .map_err(|e| Error::internal(format!("encoding a {}: {e}", purpose.noun())))?;
+        Ok(signer.sign(purpose.as_str(), &payload))
     }
 
-    /// From `server.ticket_secret`: a literal, or `env:NAME` to read an environment variable.
-    pub fn from_setting(setting: Option<&str>) -> Result<Self> {
-        match setting {
-            None => Ok(Self::random()),
-            Some(s) => match s.strip_prefix("env:") {
-                Some(var) => std::env::var(var)
-                    .map(|v| Self::new(v.into_bytes()))
-                    .map_err(|_| Error::user(format!("server.ticket_secret names environment variable `{var}`, which is not set"))),
-                None => Ok(Self::new(s.as_bytes().to_vec())),
-            },
+    /// Verifies `bytes` and that they were issued to `principal`.
+    pub fn verify(
+        signer: &Signer,
+        purpose: Purpose,
+        bytes: &[u8],
+        principal: &Principal,
+    ) -> Result<Self> {
+        let invalid = || {
+            Error::permission(format!(
+                "invalid {}: it was not issued by this server or was altered",
+                purpose.noun()
+            ))
+        };
+        let payload = signer.verify(purpose.as_str(), bytes).ok_or_else(invalid)?;
+        let statement: Self = serde_json::from_slice(payload).map_err(|_| invalid())?;
+        if statement.principal != principal.name {
+            return Err(Error::permission(format!(
+                "this {} was issued to another principal",
+                purpose.noun()
+            )));
         }
-    }
-
-    fn mac(&self) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length.
-        Hmac::<Sha256>::new_from_slice(&self.secret)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
-    }
-
-    pub fn sign(&self, ticket: &StatementTicket) -> Result<Vec<u8>> {
-        let mut payload = serde_json::to_vec(ticket)
-            .map_err(|e| Error::internal(format!("ticket encoding: {e}")))?;
-        let mut mac = self.mac();
-        mac.update(&payload);
-        payload.extend_from_slice(&mac.finalize().into_bytes());
-        Ok(payload)
-    }
-
-    pub fn verify(&self, bytes: &[u8]) -> Result<StatementTicket> {
-        let invalid =
-            || Error::permission("invalid ticket: it was not issued by this server or was altered");
-        if bytes.len() < TAG_BYTES {
-            return Err(invalid());
-        }
-        let (payload, tag) = bytes.split_at(bytes.len() - TAG_BYTES);
-        let mut mac = self.mac();
-        mac.update(payload);
-        mac.verify_slice(tag).map_err(|_| invalid())?;
-        serde_json::from_slice(payload).map_err(|_| invalid())
+        Ok(statement)
     }
 }
 
@@ -87,17 +86,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn altered_or_foreign_tickets_are_refused() {
-        let signer = TicketSigner::new(b"secret".to_vec());
-        let t = StatementTicket {
-            sql: "SELECT 1".into(),
+    fn statements_are_bound_to_purpose_and_principal() {
+        let signer = Signer::new(b"k".to_vec());
+        let ana = Principal {
+            name: "ana".into(),
+            groups: vec![],
         };
-        let bytes = signer.sign(&t).unwrap();
-        assert_eq!(signer.verify(&bytes).unwrap(), t);
-        let mut altered = bytes.clone();
-        altered[10] ^= 1;
-        assert!(signer.verify(&altered).is_err());
-        assert!(TicketSigner::new(b"other".to_vec()).verify(&bytes).is_err());
-        assert!(signer.verify(b"short").is_err());
+        let bob = Principal {
+            name: "bob".into(),
+            groups: vec![],
+        };
+        let s = SignedStatement::new("SELECT 1", &ana);
+        let ticket = s.sign(&signer, Purpose::Ticket).unwrap();
+        assert_eq!(
+            SignedStatement::verify(&signer, Purpose::Ticket, &ticket, &ana).unwrap(),
+            s
+        );
+        assert!(SignedStatement::verify(&signer, Purpose::PreparedHandle, &ticket, &ana).is_err());
+        let err = SignedStatement::verify(&signer, Purpose::Ticket, &ticket, &bob).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "this ticket was issued to another principal"
+        );
     }
 }

@@ -26,9 +26,39 @@ pub struct MeshFile {
     pub default_format: TableFormatName,
     /// The domains of the mesh.
     pub domains: Vec<DomainRef>,
+    /// Users and services that may connect, with their groups and hashed secrets.
+    #[serde(default)]
+    pub principals: Vec<PrincipalFile>,
+    /// Group whose members may do everything. Default `admins`.
+    #[serde(default = "default_admin_group")]
+    pub admin_group: String,
     /// Settings of `meshql serve`.
     #[serde(default)]
     pub server: ServerSettings,
+}
+
+fn default_admin_group() -> String {
+    "admins".into()
+}
+
+/// A user or service that may connect.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct PrincipalFile {
+    /// Name used to log in (HTTP Basic user name).
+    pub name: String,
+    /// Groups of the principal: domain owner groups, the admin group, ...
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Argon2 hash of the password in PHC format (`meshql hash-password` makes one). Never the
+    /// password itself. Omit it for principals that use tokens only.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    /// Hashes (`sha256:<hex>`) of long-lived bearer tokens of this principal (`meshql token`
+    /// makes a token and its hash).
+    #[serde(default)]
+    pub token_hashes: Vec<String>,
 }
 
 /// One domain listed in mesh.yaml.
@@ -71,9 +101,15 @@ pub struct ServerSettings {
     pub max_sql_bytes: usize,
     /// Deepest expression or set-operation nesting accepted before planning. Default 500.
     pub max_expr_depth: usize,
-    /// Secret used to sign tickets, so any replica sharing it can serve them. Default: a random
-    /// secret per process. Use `env:NAME` to read it from an environment variable.
-    pub ticket_secret: Option<String>,
+    /// Key signing tickets, prepared-statement handles and bearer tokens, so any replica sharing
+    /// it accepts them. Default: a random key per process. `env:NAME` reads an environment
+    /// variable.
+    pub signing_key: Option<String>,
+    /// Lifetime of bearer tokens issued by the handshake, in seconds. Default 12 hours.
+    pub token_ttl_secs: u64,
+    /// Send Utf8View/BinaryView columns as they are instead of as Utf8/Binary (which older
+    /// drivers need). Default false.
+    pub view_types: bool,
 }
 
 impl Default for ServerSettings {
@@ -83,7 +119,9 @@ impl Default for ServerSettings {
             catalog_staleness_secs: 5,
             max_sql_bytes: 1 << 20,
             max_expr_depth: 500,
-            ticket_secret: None,
+            signing_key: None,
+            token_ttl_secs: 12 * 3600,
+            view_types: false,
         }
     }
 }

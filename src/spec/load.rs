@@ -167,6 +167,8 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
         &mut diags,
     );
 
+    check_principals(&mesh_file, &spec.principals, &pos, &mut diags);
+
     let mesh = Mesh {
         root,
         name: spec.name,
@@ -175,12 +177,80 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
         default_format: spec.default_format,
         server: spec.server,
         domains,
+        principals: spec.principals,
+        admin_group: spec.admin_group,
     };
     rules::check(&mesh, &mut diags);
     if diags.is_empty() {
         Ok(mesh)
     } else {
         Err(finish(diags))
+    }
+}
+
+fn check_principals(
+    file: &Path,
+    principals: &[super::PrincipalFile],
+    pos: &Positions,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut seen = BTreeSet::new();
+    for (i, p) in principals.iter().enumerate() {
+        let key = |k: &str| vec!["principals".to_string(), i.to_string(), k.to_string()];
+        let (l, c) = pos.value(&key("name"));
+        let valid = !p.name.is_empty()
+            && p.name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_.@-".contains(ch));
+        if !valid {
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!(
+                    "invalid principal name `{}`; expected letters, digits and `_.@-`",
+                    p.name
+                ),
+            ));
+        } else if !seen.insert(p.name.clone()) {
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!("principal `{}` is listed twice", p.name),
+            ));
+        }
+        if let Some(hash) = &p.password_hash
+            && !hash.starts_with("$argon2")
+        {
+            let (l, c) = pos.value(&key("password_hash"));
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                "password_hash must be an Argon2 hash in PHC format ($argon2id$...), never a password; \
+                 make one with `meshql hash-password`",
+            ));
+        }
+        for (j, t) in p.token_hashes.iter().enumerate() {
+            let ok = t
+                .strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.chars().all(|ch| ch.is_ascii_hexdigit()));
+            if !ok {
+                let (l, c) = pos.value(&[
+                    "principals".into(),
+                    i.to_string(),
+                    "token_hashes".into(),
+                    j.to_string(),
+                ]);
+                diags.push(Diagnostic::new(
+                    file,
+                    l,
+                    c,
+                    "token hashes are `sha256:` followed by 64 hex digits; make one with `meshql token`",
+                ));
+            }
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 pub use files::{
-    DomainFile, DomainRef, MeshFile, ServerSettings, SourceFile, SourceFormat, TableFormatName,
-    json_schemas,
+    DomainFile, DomainRef, MeshFile, PrincipalFile, ServerSettings, SourceFile, SourceFormat,
+    TableFormatName, json_schemas,
 };
 pub use transform::{DatasetName, Dependency, Materialization, Transform, TransformOptions};
 
@@ -32,6 +32,10 @@ pub struct Mesh {
     pub default_format: TableFormatName,
     pub server: ServerSettings,
     pub domains: Vec<Domain>,
+    /// Who may connect.
+    pub principals: Vec<PrincipalFile>,
+    /// Group whose members may do everything.
+    pub admin_group: String,
 }
 
 /// A business unit owning data: a catalog of the federated catalog.

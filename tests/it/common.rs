@@ -118,12 +118,25 @@ pub async fn start_server(engine: Arc<Engine>) -> (SocketAddr, oneshot::Sender<(
     (addr, tx)
 }
 
-/// A Flight SQL client connected to `addr` (the listener is bound, so this needs no retry).
-pub async fn client(addr: SocketAddr) -> FlightSqlServiceClient<Channel> {
+/// A Flight SQL client connected to `addr`, not logged in (the listener is bound, so this needs
+/// no retry).
+pub async fn anonymous_client(addr: SocketAddr) -> FlightSqlServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
         .await
         .expect("connect");
     FlightSqlServiceClient::new(channel)
+}
+
+/// A client logged in as one of the demo principals (each password is the user name).
+pub async fn client_as(addr: SocketAddr, user: &str) -> FlightSqlServiceClient<Channel> {
+    let mut c = anonymous_client(addr).await;
+    c.handshake(user, user).await.expect("handshake");
+    c
+}
+
+/// A client logged in as the demo administrator.
+pub async fn client(addr: SocketAddr) -> FlightSqlServiceClient<Channel> {
+    client_as(addr, "admin").await
 }

@@ -323,6 +323,7 @@ fn run_pipeline_action_publishes_and_information_schema_lists_tables() {
         let mut remote = meshql::client::Client::connect(&format!("grpc://{addr}"))
             .await
             .expect("connect");
+        remote.login("admin", "admin").await.expect("login");
         let result = remote
             .run_pipeline(&["sales".to_string()])
             .await

@@ -2,5 +2,6 @@
 
 mod common;
 mod flight;
+mod flight_sql;
 mod pipeline;
 mod spec;

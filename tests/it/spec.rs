@@ -55,9 +55,9 @@ fn unknown_keys_are_all_reported_with_positions_and_hints() {
     assert_eq!(
         got,
         [
-            "catalog/mesh.yaml:2:1: unknown key `warehous`; expected one of: default_format, description, domains, name, server, warehouse (did you mean `warehouse`?)",
+            "catalog/mesh.yaml:2:1: unknown key `warehous`; expected one of: admin_group, default_format, description, domains, name, principals, server, warehouse (did you mean `warehouse`?)",
             "catalog/mesh.yaml:5:5: unknown key `paht`; expected one of: name, path, sql (did you mean `path`?)",
-            "catalog/mesh.yaml:8:3: unknown key `adr`; expected one of: addr, catalog_staleness_secs, max_expr_depth, max_sql_bytes, ticket_secret (did you mean `addr`?)",
+            "catalog/mesh.yaml:8:3: unknown key `adr`; expected one of: addr, catalog_staleness_secs, max_expr_depth, max_sql_bytes, signing_key, token_ttl_secs, view_types (did you mean `addr`?)",
         ]
     );
 }
@@ -299,4 +299,21 @@ fn shipped_json_schemas_match_the_structs() {
             "schemas/{name} is stale: run `meshql schema --out schemas`"
         );
     }
+}
+
+#[test]
+fn principals_never_hold_plaintext_secrets() {
+    let got = problems(&[(
+        "catalog/mesh.yaml",
+        "name: t\ndomains:\n  - name: shop\n  - name: hr\nprincipals:\n  - name: ana\n    password_hash: hunter2\n    \
+         token_hashes: [abc]\n  - name: ana\n",
+    )]);
+    assert_eq!(
+        got,
+        [
+            "catalog/mesh.yaml:7:20: password_hash must be an Argon2 hash in PHC format ($argon2id$...), never a password; make one with `meshql hash-password`",
+            "catalog/mesh.yaml:8:20: token hashes are `sha256:` followed by 64 hex digits; make one with `meshql token`",
+            "catalog/mesh.yaml:9:11: principal `ana` is listed twice",
+        ]
+    );
 }

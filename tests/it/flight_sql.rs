@@ -1,0 +1,339 @@
+//! The Flight SQL protocol as BI drivers use it: identity, SQL info, type info, keys,
+//! prepared statements, refusals of write paths, cancellation.
+
+use std::sync::Arc;
+
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{
+    CommandGetPrimaryKeys, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, ProstMessageExt,
+    SqlInfo,
+};
+use arrow_flight::{
+    Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor,
+    FlightInfo,
+};
+use datafusion::arrow::array::{
+    Array, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use futures::TryStreamExt;
+use prost::Message;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::common::{anonymous_client, client, client_as, runtime, serve_demo};
+
+type Client = FlightSqlServiceClient<Channel>;
+
+fn status(e: FlightError) -> tonic::Status {
+    match e {
+        FlightError::Tonic(s) => *s,
+        other => panic!("expected a status, got {other:?}"),
+    }
+}
+
+async fn collect(c: &mut Client, info: FlightInfo) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    for e in info.endpoint {
+        let stream = c.do_get(e.ticket.expect("ticket")).await.expect("do_get");
+        out.extend(stream.try_collect::<Vec<_>>().await.expect("batches"));
+    }
+    out
+}
+
+async fn rows(c: &mut Client, info: FlightInfo) -> usize {
+    collect(c, info).await.iter().map(|b| b.num_rows()).sum()
+}
+
+#[test]
+fn identity_handshake_tokens_and_refusals() {
+    runtime().block_on(async {
+        let served = serve_demo(true).await;
+        let addr = served.addr;
+
+        // No credentials: every RPC but the handshake is refused.
+        let mut anon = anonymous_client(addr).await;
+        let err = anon.execute("SELECT 1".into(), None).await.unwrap_err();
+        assert_eq!(status(err).code(), Code::Unauthenticated);
+        let err = anon.get_catalogs().await.unwrap_err();
+        assert_eq!(status(err).code(), Code::Unauthenticated);
+
+        // A wrong password.
+        let err = anon.handshake("analyst", "nope").await.unwrap_err();
+        assert!(
+            err.to_string().contains("invalid user name or password"),
+            "{err}"
+        );
+
+        // The handshake answers a bearer token (header and payload); it works on its own.
+        let mut analyst = anonymous_client(addr).await;
+        let payload = analyst
+            .handshake("analyst", "analyst")
+            .await
+            .expect("login");
+        let token = String::from_utf8(payload.to_vec()).unwrap();
+        assert!(token.starts_with("mq1."), "{token}");
+        let mut by_token = anonymous_client(addr).await;
+        by_token.set_token(token.clone());
+        let info = by_token
+            .execute("SELECT 1 AS one".into(), None)
+            .await
+            .expect("query by token");
+        assert_eq!(rows(&mut by_token, info).await, 1);
+        let mut forged = anonymous_client(addr).await;
+        forged.set_token(format!("{token}x"));
+        assert_eq!(
+            status(forged.execute("SELECT 1".into(), None).await.unwrap_err()).code(),
+            Code::Unauthenticated
+        );
+
+        // A ticket is bound to the principal it was issued to.
+        let mut admin = client(addr).await;
+        let info = admin.execute("SELECT 1 AS one".into(), None).await.unwrap();
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let err = match analyst.do_get(ticket).await {
+            Err(e) => status(e),
+            Ok(s) => status(s.try_collect::<Vec<_>>().await.unwrap_err()),
+        };
+        assert_eq!(err.code(), Code::PermissionDenied);
+        assert_eq!(err.message(), "this ticket was issued to another principal");
+
+        // Running pipelines is for administrators until domain policies exist.
+        let mut remote = meshql::client::Client::connect(&format!("grpc://{addr}"))
+            .await
+            .unwrap();
+        remote.login("analyst", "analyst").await.unwrap();
+        let err = remote.run_pipeline(&[]).await.unwrap_err();
+        assert_eq!(err.kind(), meshql::ErrorKind::PermissionDenied);
+    });
+}
+
+#[test]
+fn sql_info_type_info_and_keys_answer_with_the_protocol_schemas() {
+    runtime().block_on(async {
+        let served = serve_demo(false).await;
+        let mut c = client(served.addr).await;
+
+        let info = c.get_sql_info(vec![]).await.unwrap();
+        let all = collect(&mut c, info).await;
+        let n: usize = all.iter().map(|b| b.num_rows()).sum();
+        assert!(n >= 85, "only {n} SQL info keys");
+        let wanted = vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerReadOnly,
+            SqlInfo::FlightSqlServerTransaction,
+            SqlInfo::FlightSqlServerCancel,
+            SqlInfo::SqlIdentifierQuoteChar,
+            SqlInfo::SqlKeywords,
+            SqlInfo::SqlNumericFunctions,
+        ];
+        let info = c.get_sql_info(wanted.clone()).await.unwrap();
+        let batches = collect(&mut c, info).await;
+        let names = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::UInt32Array>()
+            .unwrap();
+        let got: Vec<u32> = names.iter().map(|v| v.unwrap()).collect();
+        let mut want: Vec<u32> = wanted.iter().map(|w| *w as u32).collect();
+        want.sort();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        assert_eq!(got_sorted, want);
+        let text = pretty_format_batches(&batches).unwrap().to_string();
+        assert!(text.contains("meshql"), "{text}");
+        assert!(text.contains("abs"), "numeric functions listed: {text}");
+
+        let info = c
+            .get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None })
+            .await
+            .unwrap();
+        let types = collect(&mut c, info).await;
+        let text = pretty_format_batches(&types).unwrap().to_string();
+        for t in [
+            "VARCHAR",
+            "BIGINT",
+            "DOUBLE",
+            "DECIMAL",
+            "DATE",
+            "TIMESTAMP",
+            "BOOLEAN",
+        ] {
+            assert!(text.contains(t), "{t} missing from type info");
+        }
+
+        let info = c
+            .get_primary_keys(CommandGetPrimaryKeys {
+                catalog: Some("sales".into()),
+                db_schema: Some("gold".into()),
+                table: "daily_revenue".into(),
+            })
+            .await
+            .unwrap();
+        let schema = info.clone().try_decode_schema().unwrap();
+        assert_eq!(schema.fields().len(), 6);
+        assert_eq!(rows(&mut c, info).await, 0);
+    });
+}
+
+#[test]
+fn prepared_statements_with_twelve_parameters_and_question_marks() {
+    runtime().block_on(async {
+        let served = serve_demo(true).await;
+        let mut c = client(served.addr).await;
+
+        // Twelve numbered parameters: the schema orders them $1, $2, ..., $10, $11, $12.
+        let sql = (1..=12).map(|i| format!("${i} AS p{i}")).collect::<Vec<_>>().join(", ");
+        let mut stmt = c.prepare(format!("SELECT {sql}"), None).await.expect("prepare");
+        let names: Vec<String> = stmt.parameter_schema().unwrap().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, (1..=12).map(|i| format!("${i}")).collect::<Vec<_>>());
+        let mut fields = Vec::new();
+        let mut columns: Vec<Arc<dyn Array>> = Vec::new();
+        for i in 0..12 {
+            let (t, a): (DataType, Arc<dyn Array>) = match i % 6 {
+                0 => (DataType::Int64, Arc::new(Int64Array::from(vec![i as i64 * 1000]))),
+                1 => (DataType::Utf8, Arc::new(StringArray::from(vec![format!("text {i}")]))),
+                2 => (DataType::Float64, Arc::new(Float64Array::from(vec![i as f64 + 0.5]))),
+                3 => (DataType::Boolean, Arc::new(BooleanArray::from(vec![i % 2 == 0]))),
+                4 => (DataType::Date32, Arc::new(Date32Array::from(vec![20_000 + i as i32]))),
+                _ => (DataType::Int32, Arc::new(Int32Array::from(vec![-(i as i32)]))),
+            };
+            fields.push(Field::new(format!("${}", i + 1), t, true));
+            columns.push(a);
+        }
+        let params = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        stmt.set_parameters(params).unwrap();
+        let info = stmt.execute().await.expect("execute");
+        let batches = collect(&mut c, info).await;
+        let text = pretty_format_batches(&batches).unwrap().to_string();
+        let row = text.lines().nth(3).unwrap();
+        assert_eq!(
+            row,
+            "| 0  | text 1 | 2.5 | false | 2024-10-08 | -5 | 6000 | text 7 | 8.5 | false | 2024-10-14 | -11 |"
+        );
+
+        // `?` placeholders, typed from the query; one row of parameters is one execution.
+        let mut stmt = c
+            .prepare(
+                "SELECT count(*) AS n FROM sales.gold.daily_revenue WHERE region = ? AND units > ?".into(),
+                None,
+            )
+            .await
+            .unwrap();
+        let pschema = stmt.parameter_schema().unwrap().clone();
+        assert_eq!(pschema.fields().len(), 2);
+        let params = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("$1", DataType::Utf8, false),
+                Field::new("$2", DataType::Int64, false),
+            ])),
+            vec![
+                Arc::new(StringArray::from(vec!["north", "south"])),
+                Arc::new(Int64Array::from(vec![40, 1000])),
+            ],
+        )
+        .unwrap();
+        stmt.set_parameters(params).unwrap();
+        let info = stmt.execute().await.unwrap();
+        assert_eq!(info.endpoint.len(), 2);
+        let batches = collect(&mut c, info).await;
+        let counts: Vec<i64> = batches
+            .iter()
+            .map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0))
+            .collect();
+        let expect = |region: &str, units: i64| {
+            format!("SELECT count(*) AS n FROM sales.gold.daily_revenue WHERE region = '{region}' AND units > {units}")
+        };
+        let mut literal = Vec::new();
+        for (region, units) in [("north", 40), ("south", 1000)] {
+            let info = c.execute(expect(region, units), None).await.unwrap();
+            let b = collect(&mut c, info).await;
+            literal.push(b[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0));
+        }
+        assert_eq!(counts, literal);
+        assert!(counts[0] > 0 && counts[1] == 0, "{counts:?}");
+        stmt.close().await.expect("close");
+    });
+}
+
+#[test]
+fn forged_prepared_handles_and_write_paths_are_refused() {
+    runtime().block_on(async {
+        let served = serve_demo(false).await;
+        let mut c = client(served.addr).await;
+        let token = {
+            let mut login = anonymous_client(served.addr).await;
+            String::from_utf8(login.handshake("admin", "admin").await.unwrap().to_vec()).unwrap()
+        };
+        let channel = Channel::from_shared(format!("http://{}", served.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut raw = FlightServiceClient::new(channel);
+        let forged = CommandPreparedStatementQuery {
+            prepared_statement_handle:
+                br#"{"sql":"SELECT 1","principal":"admin"}0123456789abcdef0123456789abcdef"#
+                    .to_vec()
+                    .into(),
+        };
+        let mut request =
+            tonic::Request::new(FlightDescriptor::new_cmd(forged.as_any().encode_to_vec()));
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let err = raw.get_flight_info(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+        assert!(
+            err.message().contains("invalid prepared statement handle"),
+            "{}",
+            err.message()
+        );
+
+        let err = c
+            .execute_update("DELETE FROM sales.gold.daily_revenue".into(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(status(err).code(), Code::PermissionDenied);
+        let err = c.begin_transaction().await.unwrap_err();
+        assert_eq!(status(err).code(), Code::InvalidArgument);
+    });
+}
+
+#[test]
+fn cancel_flight_info_stops_a_query() {
+    runtime().block_on(async {
+        let served = serve_demo(true).await;
+        let mut c = client(served.addr).await;
+        // Big enough to run for a long time: 5860^3 rows.
+        let sql = "SELECT count(*) FROM sales.silver.clean_transactions a, sales.silver.clean_transactions b, \
+                   sales.silver.clean_transactions x WHERE a.amount + b.amount + x.amount < 0";
+        let info = c.execute(sql.into(), None).await.unwrap();
+        let stream = c.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap();
+        let reader = tokio::spawn(stream.try_collect::<Vec<_>>());
+
+        let request = CancelFlightInfoRequest { info: Some(info.clone()) };
+        let action = Action::new("CancelFlightInfo", request.encode_to_vec());
+        let mut results = c.do_action(action).await.expect("cancel");
+        let result = results.message().await.unwrap().unwrap();
+        let result = CancelFlightInfoResult::decode(result.body.as_ref()).unwrap();
+        assert_eq!(result.status, CancelStatus::Cancelled as i32);
+        let err = reader.await.unwrap().unwrap_err();
+        assert_eq!(status(err).code(), Code::Cancelled);
+
+        // The ticket stays refused.
+        let again = match c.do_get(info.endpoint[0].ticket.clone().unwrap()).await {
+            Err(e) => status(e),
+            Ok(s) => status(s.try_collect::<Vec<_>>().await.unwrap_err()),
+        };
+        assert_eq!(again.code(), Code::Cancelled);
+        // And the server keeps serving.
+        let mut other = client_as(served.addr, "sales").await;
+        let info = other.execute("SELECT 1".into(), None).await.unwrap();
+        assert_eq!(rows(&mut other, info).await, 1);
+    });
+}
