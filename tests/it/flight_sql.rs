@@ -199,8 +199,8 @@ fn prepared_statements_with_twelve_parameters_and_question_marks() {
                 1 => (DataType::Utf8, Arc::new(StringArray::from(vec![format!("text {i}")]))),
                 2 => (DataType::Float64, Arc::new(Float64Array::from(vec![i as f64 + 0.5]))),
                 3 => (DataType::Boolean, Arc::new(BooleanArray::from(vec![i % 2 == 0]))),
-                4 => (DataType::Date32, Arc::new(Date32Array::from(vec![20_000 + i as i32]))),
-                _ => (DataType::Int32, Arc::new(Int32Array::from(vec![-(i as i32)]))),
+                4 => (DataType::Date32, Arc::new(Date32Array::from(vec![20_000 + i]))),
+                _ => (DataType::Int32, Arc::new(Int32Array::from(vec![-i]))),
             };
             fields.push(Field::new(format!("${}", i + 1), t, true));
             columns.push(a);
