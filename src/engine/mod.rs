@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::TableReference;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -193,6 +194,12 @@ async fn check_references(
     for reference in state.resolve_table_references(statement)? {
         if reference.schema() == Some("information_schema")
             || (reference.schema().is_none() && layer == "information_schema")
+        {
+            continue;
+        }
+        // Table functions (`generate_series(1, 10)`, `range(5)`) are not datasets.
+        if matches!(reference, TableReference::Bare { .. })
+            && state.table_functions().contains_key(reference.table())
         {
             continue;
         }

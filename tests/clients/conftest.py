@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# A long-lived admin token the server accepts (MESHQL_ADMIN_TOKEN); test-only.
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -26,8 +29,10 @@ def server(tmp_path_factory):
     mesh = tmp_path_factory.mktemp("mesh")
     shutil.copytree(REPO / "catalog", mesh / "catalog")
     shutil.copytree(REPO / "sql", mesh / "sql")
+    env = dict(os.environ, MESHQL_ADMIN_TOKEN=ADMIN_TOKEN)
     proc = subprocess.Popen(
         [meshql_binary(), "--mesh", str(mesh), "serve", "--addr", "127.0.0.1:0"],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -52,3 +57,23 @@ def server(tmp_path_factory):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture()
+def connect(server):
+    """Opens an ADBC connection as one of the demo principals (each password is the user name)."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    opened = []
+
+    def open_as(user="analyst", password=None, **db_kwargs):
+        if user is not None:
+            db_kwargs.setdefault("username", user)
+            db_kwargs.setdefault("password", password if password is not None else user)
+        conn = flightsql.connect(server, db_kwargs=db_kwargs, autocommit=True)
+        opened.append(conn)
+        return conn
+
+    yield open_as
+    for conn in opened:
+        conn.close()

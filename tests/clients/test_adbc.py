@@ -1,17 +1,19 @@
 """The demo mesh through ADBC's Flight SQL driver, as pandas, Superset and notebooks use it."""
 
-import adbc_driver_flightsql.dbapi as flightsql
+import datetime
+import decimal
+
+import adbc_driver_flightsql
 import adbc_driver_manager
+import pyarrow.compute as pc
 import pytest
+from adbc_driver_manager import AdbcStatusCode
+
+from conftest import ADMIN_TOKEN
 
 
-@pytest.fixture()
-def conn(server):
-    with flightsql.connect(server, autocommit=True) as c:
-        yield c
-
-
-def test_gold_product_and_cross_domain_join(conn):
+def test_gold_product_and_cross_domain_join(connect):
+    conn = connect("analyst")
     with conn.cursor() as cur:
         cur.execute(
             "SELECT region, CAST(sum(revenue) AS VARCHAR) AS revenue, sum(orders) AS orders "
@@ -39,25 +41,138 @@ def test_gold_product_and_cross_domain_join(conn):
     ]
 
 
-def test_get_objects_without_a_catalog_lists_every_domain(conn):
-    objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
-    catalogs = sorted(o["catalog_name"] for o in objects)
-    assert catalogs == ["finance", "marketing", "sales"]
-    sales = next(o for o in objects if o["catalog_name"] == "sales")
-    layers = {s["db_schema_name"]: sorted(t["table_name"] for t in s["db_schema_tables"]) for s in sales["catalog_db_schemas"]}
-    assert layers["gold"] == ["daily_revenue"]
-    assert layers["silver"] == ["clean_transactions", "stores"]
-    assert layers["raw"] == ["stores", "transactions"]
-
-
-def test_errors_carry_codes_and_messages(conn):
+def test_token_authentication(connect):
+    conn = connect(None, **{adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {ADMIN_TOKEN}"})
     with conn.cursor() as cur:
-        with pytest.raises(adbc_driver_manager.ProgrammingError) as bad_sql:
+        cur.execute("SELECT count(*) AS n FROM sales.gold.daily_revenue")
+        assert cur.fetchone() == (360,)
+
+
+def test_wrong_password_and_missing_token_are_unauthenticated(connect):
+    with pytest.raises(adbc_driver_manager.Error) as wrong:
+        conn = connect("analyst", "not-the-password")
+        conn.cursor().execute("SELECT 1")
+    assert wrong.value.status_code == AdbcStatusCode.UNAUTHENTICATED
+    with pytest.raises(adbc_driver_manager.Error) as missing:
+        conn = connect(None)
+        conn.cursor().execute("SELECT 1")
+    assert missing.value.status_code == AdbcStatusCode.UNAUTHENTICATED
+
+
+def _names(objects, catalog):
+    entry = next(o for o in objects if o["catalog_name"] == catalog)
+    return entry
+
+
+@pytest.mark.parametrize("depth", ["catalogs", "db_schemas", "tables", "columns", "all"])
+def test_get_objects_at_every_depth(connect, depth):
+    conn = connect("analyst")
+    objects = conn.adbc_get_objects(depth=depth).read_all().to_pylist()
+    assert sorted(o["catalog_name"] for o in objects) == ["finance", "marketing", "sales"]
+    sales = _names(objects, "sales")
+    if depth == "catalogs":
+        assert not sales["catalog_db_schemas"]
+        return
+    layers = {s["db_schema_name"]: s for s in sales["catalog_db_schemas"]}
+    assert sorted(layers) == ["gold", "raw", "silver"]
+    if depth == "db_schemas":
+        return
+    tables = {t["table_name"]: t for t in layers["gold"]["db_schema_tables"]}
+    assert list(tables) == ["daily_revenue"]
+    assert sorted(t["table_name"] for t in layers["silver"]["db_schema_tables"]) == ["clean_transactions", "stores"]
+    if depth == "tables":
+        return
+    columns = [c["column_name"] for c in tables["daily_revenue"]["table_columns"]]
+    assert columns == ["order_date", "region", "orders", "units", "revenue"]
+
+
+def test_get_objects_with_filters(connect):
+    conn = connect("analyst")
+    objects = conn.adbc_get_objects(depth="tables", catalog_filter="marketing", table_name_filter="%roas%").read_all().to_pylist()
+    assert [o["catalog_name"] for o in objects] == ["marketing"]
+    tables = [
+        (s["db_schema_name"], t["table_name"])
+        for s in objects[0]["catalog_db_schemas"]
+        for t in (s["db_schema_tables"] or [])
+    ]
+    assert tables == [("gold", "roas_by_region")]
+    schema = conn.adbc_get_table_schema("daily_revenue", catalog_filter="sales", db_schema_filter="gold")
+    assert schema.names == ["order_date", "region", "orders", "units", "revenue"]
+
+
+def test_get_info(connect):
+    info = connect("analyst").adbc_get_info()
+    assert info["vendor_name"] == "meshql"
+    assert info["vendor_version"]
+    assert info["vendor_arrow_version"] == "58"
+
+
+def test_parameters_twelve_of_mixed_types(connect):
+    conn = connect("analyst")
+    values = (
+        1,
+        "two",
+        3.5,
+        True,
+        datetime.date(2026, 2, 14),
+        -6,
+        "seven",
+        8.25,
+        False,
+        datetime.date(2026, 3, 31),
+        11,
+        "twelve",
+    )
+    with conn.cursor() as cur:
+        cur.execute("SELECT " + ", ".join(f"? AS p{i}" for i in range(1, 13)), parameters=values)
+        assert cur.fetchone() == values
+        cur.execute(
+            "SELECT count(*) FROM sales.gold.daily_revenue WHERE region = ? AND order_date = ?",
+            parameters=("north", datetime.date(2026, 2, 14)),
+        )
+        assert cur.fetchone() == (1,)
+
+
+def test_executemany_is_refused_clearly(connect):
+    conn = connect("analyst")
+    with conn.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.Error) as refused:
+            cur.executemany("SELECT ? AS x", [(1,), (2,)])
+    assert "read-only" in str(refused.value)
+
+
+def test_a_million_rows(connect):
+    conn = connect("analyst")
+    with conn.cursor() as cur:
+        cur.execute("SELECT value, value * 2 AS twice FROM generate_series(1, 1000000)")
+        table = cur.fetch_arrow_table()
+    assert table.num_rows == 1_000_000
+    assert pc.max(table.column("value")).as_py() == 1_000_000
+    assert pc.sum(table.column("twice")).as_py() == 1_000_001_000_000
+
+
+def test_error_codes(connect):
+    conn = connect("analyst")
+    with conn.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.Error) as bad_sql:
             cur.execute("SELECT * FROM sales.gold.daily_revenue WHERE")
+        assert bad_sql.value.status_code == AdbcStatusCode.INVALID_ARGUMENT
         assert "SQL syntax error" in str(bad_sql.value)
         with pytest.raises(adbc_driver_manager.Error) as missing:
             cur.execute("SELECT * FROM sales.gold.daily_revenu")
+        assert missing.value.status_code == AdbcStatusCode.NOT_FOUND
         assert "did you mean `sales.gold.daily_revenue`" in str(missing.value)
         with pytest.raises(adbc_driver_manager.Error) as write:
             cur.execute("DROP TABLE sales.gold.daily_revenue")
+        assert write.value.status_code == AdbcStatusCode.UNAUTHORIZED
         assert "read-only" in str(write.value)
+
+
+def test_decimals_and_dates_arrive_typed(connect):
+    conn = connect("analyst")
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT order_date, revenue FROM sales.gold.daily_revenue "
+            "WHERE order_date = DATE '2026-02-14' AND region = 'north'"
+        )
+        assert cur.fetchall() == [(datetime.date(2026, 2, 14), decimal.Decimal("5842.56"))]
