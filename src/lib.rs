@@ -14,6 +14,11 @@ pub mod pipeline;
 /// Messages of `proto/meshql.proto`: the bodies of meshql's custom Flight actions.
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/meshql.v1.rs"));
+
+    /// The Flight protocol's session-option messages (`proto/flight_session.proto`).
+    pub mod session {
+        include!(concat!(env!("OUT_DIR"), "/meshql.flight.rs"));
+    }
 }
 
 pub mod server;

@@ -105,6 +105,11 @@ impl Engine {
         self.catalog.mesh()
     }
 
+    /// Where unqualified names resolve by default: the mesh's first domain and its first layer.
+    pub fn default_path(&self) -> &SearchPath {
+        &self.default_path
+    }
+
     /// A fresh session resolving unqualified names against the mesh's first domain.
     pub fn session(&self) -> SessionState {
         self.session_in(&self.default_path)

@@ -33,6 +33,21 @@ pub fn action_types() -> Vec<ActionType> {
                     .to_string(),
         },
         ActionType {
+            r#type: super::session::SET_SESSION_OPTIONS.to_string(),
+            description:
+                "Set session options: `catalog` (a domain) and `schema` (a layer) make unqualified \
+                          names resolve there"
+                    .to_string(),
+        },
+        ActionType {
+            r#type: super::session::GET_SESSION_OPTIONS.to_string(),
+            description: "The session's options".to_string(),
+        },
+        ActionType {
+            r#type: super::session::CLOSE_SESSION.to_string(),
+            description: "End the session".to_string(),
+        },
+        ActionType {
             r#type: CANCEL_FLIGHT_INFO.to_string(),
             description: "Stop the queries of a FlightInfo. Body: CancelFlightInfoRequest; \
                           result: CancelFlightInfoResult"

@@ -8,6 +8,7 @@ mod actions;
 mod metadata;
 mod prepared;
 mod service;
+mod session;
 mod sql_info;
 mod statement;
 mod ticket;

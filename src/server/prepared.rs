@@ -18,22 +18,25 @@ use tonic::{Response, Status};
 use super::service::MeshFlightSql;
 use super::statement::{self, decode_batch, encode_batch, wire_schema};
 use super::ticket::{Purpose, SignedStatement};
+use crate::engine::SearchPath;
 use crate::error::{Error, Result};
 use crate::governance::Principal;
 
 pub async fn create(
     svc: &MeshFlightSql,
     principal: &Principal,
+    path: &SearchPath,
     sql: &str,
 ) -> Result<ActionCreatePreparedStatementResult, Status> {
-    let state = svc.engine.session();
+    let state = svc.engine.session_in(path);
     let plan = svc.engine.plan(sql, &state).await?;
     let dataset = wire_schema(
         plan.schema().as_arrow(),
         svc.engine.mesh().server.view_types,
     );
     let parameters = parameter_schema(&plan)?;
-    let handle = SignedStatement::new(sql, principal).sign(&svc.signer, Purpose::PreparedHandle)?;
+    let handle =
+        SignedStatement::new(sql, principal, path).sign(&svc.signer, Purpose::PreparedHandle)?;
     Ok(ActionCreatePreparedStatementResult {
         prepared_statement_handle: handle.into(),
         dataset_schema: ipc_schema(&dataset)?.into(),
@@ -87,7 +90,8 @@ pub async fn flight_info(
 ) -> Result<Response<FlightInfo>, Status> {
     let statement = verify(svc, principal, handle)?;
     let params = statement.params.as_deref().map(decode_batch).transpose()?;
-    statement::flight_info(svc, principal, &statement.sql, params, descriptor).await
+    let path = statement.search_path();
+    statement::flight_info(svc, principal, &path, &statement.sql, params, descriptor).await
 }
 
 /// `$1`, `$2`, ... in numeric order, typed where the plan infers a type (`Null` otherwise).

@@ -25,10 +25,12 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::session::{self, Sessions};
 use super::{actions, metadata, prepared, sql_info, statement};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind};
 use crate::governance::{Identity, Principal, Signer};
+use crate::proto::session::SetSessionOptionsRequest;
 
 pub(super) type DoGetStream = <MeshFlightSql as FlightService>::DoGetStream;
 
@@ -41,6 +43,7 @@ pub struct MeshFlightSql {
     pub(super) sql_info: Arc<SqlInfoData>,
     pub(super) xdbc: Arc<XdbcTypeInfoData>,
     pub(super) running: Arc<statement::Running>,
+    pub(super) sessions: Arc<Sessions>,
 }
 
 impl MeshFlightSql {
@@ -58,6 +61,7 @@ impl MeshFlightSql {
             sql_info: Arc::new(sql_info),
             xdbc: Arc::new(sql_info::xdbc_type_info()?),
             running: Arc::new(statement::Running::new()),
+            sessions: Arc::new(Sessions::new()),
         })
     }
 
@@ -132,7 +136,18 @@ impl FlightSqlService for MeshFlightSql {
         if query.transaction_id.is_some() {
             return Err(no_transactions());
         }
-        statement::flight_info(self, &principal, &query.query, None, request.into_inner()).await
+        let path = self
+            .sessions
+            .search_path(&self.engine, &request, &principal);
+        statement::flight_info(
+            self,
+            &principal,
+            &path,
+            &query.query,
+            None,
+            request.into_inner(),
+        )
+        .await
     }
 
     async fn do_get_statement(
@@ -153,7 +168,10 @@ impl FlightSqlService for MeshFlightSql {
         if query.transaction_id.is_some() {
             return Err(no_transactions());
         }
-        prepared::create(self, &principal, &query.query).await
+        let path = self
+            .sessions
+            .search_path(&self.engine, &request, &principal);
+        prepared::create(self, &principal, &path, &query.query).await
     }
 
     async fn do_put_prepared_statement_query(
@@ -500,8 +518,32 @@ impl FlightSqlService for MeshFlightSql {
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         let principal = self.principal(&request)?;
+        let session_id = Sessions::id_of(&request);
         let action = request.into_inner();
+        let mut new_session = None;
         let body = match action.r#type.as_str() {
+            session::SET_SESSION_OPTIONS => {
+                let options =
+                    SetSessionOptionsRequest::decode(action.body.as_ref()).map_err(|e| {
+                        Error::user(format!(
+                            "invalid {} body: {e}",
+                            session::SET_SESSION_OPTIONS
+                        ))
+                    })?;
+                let (result, created) =
+                    self.sessions
+                        .set(&self.engine, &principal, session_id, options);
+                new_session = created;
+                result.encode_to_vec()
+            }
+            session::GET_SESSION_OPTIONS => self
+                .sessions
+                .options(session_id.as_deref(), &principal)
+                .encode_to_vec(),
+            session::CLOSE_SESSION => self
+                .sessions
+                .close(session_id.as_deref(), &principal)
+                .encode_to_vec(),
             actions::RUN_PIPELINE => actions::run_pipeline(self, &principal, &action)
                 .await?
                 .encode_to_vec(),
@@ -523,7 +565,14 @@ impl FlightSqlService for MeshFlightSql {
             }
         };
         let result = arrow_flight::Result { body: body.into() };
-        Ok(Response::new(Box::pin(futures::stream::iter([Ok(result)]))))
+        let mut response: Response<<Self as FlightService>::DoActionStream> =
+            Response::new(Box::pin(futures::stream::iter([Ok(result)])));
+        if let Some(id) = new_session {
+            let cookie = MetadataValue::try_from(format!("{}={id}", session::SESSION_COOKIE))
+                .map_err(|e| Error::internal(format!("session cookie: {e}")))?;
+            response.metadata_mut().insert("set-cookie", cookie);
+        }
+        Ok(response)
     }
 
     async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {

@@ -27,6 +27,7 @@ use tonic::{Response, Status};
 
 use super::service::{DoGetStream, MeshFlightSql};
 use super::ticket::{Purpose, SignedStatement};
+use crate::engine::SearchPath;
 use crate::error::{Error, Result};
 use crate::governance::Principal;
 
@@ -34,11 +35,12 @@ use crate::governance::Principal;
 pub async fn flight_info(
     svc: &MeshFlightSql,
     principal: &Principal,
+    path: &SearchPath,
     sql: &str,
     params: Option<RecordBatch>,
     descriptor: FlightDescriptor,
 ) -> Result<Response<FlightInfo>, Status> {
-    let state = svc.engine.session();
+    let state = svc.engine.session_in(path);
     let plan = svc.engine.plan(sql, &state).await?;
     let rows: Vec<Option<RecordBatch>> = match &params {
         None => vec![None],
@@ -64,7 +66,7 @@ pub async fn flight_info(
         .with_descriptor(descriptor)
         .with_ordered(true);
     for row in rows {
-        let mut statement = SignedStatement::new(sql, principal);
+        let mut statement = SignedStatement::new(sql, principal, path);
         statement.params = row.as_ref().map(encode_batch).transpose()?;
         let handle = statement.sign(&svc.signer, Purpose::Ticket)?;
         let ticket = TicketStatementQuery {
@@ -89,7 +91,7 @@ pub async fn do_get(
             "this query was cancelled (CancelFlightInfo)",
         ));
     }
-    let state = svc.engine.session();
+    let state = svc.engine.session_in(&statement.search_path());
     let mut plan = svc.engine.plan(&statement.sql, &state).await?;
     if let Some(bytes) = &statement.params {
         plan = bind(plan, &decode_batch(bytes)?)?;

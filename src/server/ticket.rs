@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::SearchPath;
 use crate::error::{Error, Result};
 use crate::governance::{Principal, Signer};
 
@@ -16,6 +17,9 @@ pub struct SignedStatement {
     /// Bound parameter values: one row, Arrow IPC stream bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<u8>>,
+    /// Domain and layer where unqualified names resolve (the session's, when it was issued).
+    pub domain: String,
+    pub layer: String,
 }
 
 /// What the signed bytes are for; a ticket cannot be used as a handle or the reverse.
@@ -42,11 +46,21 @@ impl Purpose {
 }
 
 impl SignedStatement {
-    pub fn new(sql: &str, principal: &Principal) -> Self {
+    pub fn new(sql: &str, principal: &Principal, path: &SearchPath) -> Self {
         Self {
             sql: sql.to_string(),
             principal: principal.name.clone(),
             params: None,
+            domain: path.domain.clone(),
+            layer: path.layer.clone(),
+        }
+    }
+
+    /// Where unqualified names resolve for this statement.
+    pub fn search_path(&self) -> SearchPath {
+        SearchPath {
+            domain: self.domain.clone(),
+            layer: self.layer.clone(),
         }
     }
 
@@ -96,7 +110,11 @@ mod tests {
             name: "bob".into(),
             groups: vec![],
         };
-        let s = SignedStatement::new("SELECT 1", &ana);
+        let path = SearchPath {
+            domain: "d".into(),
+            layer: "l".into(),
+        };
+        let s = SignedStatement::new("SELECT 1", &ana, &path);
         let ticket = s.sign(&signer, Purpose::Ticket).unwrap();
         assert_eq!(
             SignedStatement::verify(&signer, Purpose::Ticket, &ticket, &ana).unwrap(),

@@ -176,3 +176,14 @@ def test_decimals_and_dates_arrive_typed(connect):
             "WHERE order_date = DATE '2026-02-14' AND region = 'north'"
         )
         assert cur.fetchall() == [(datetime.date(2026, 2, 14), decimal.Decimal("5842.56"))]
+
+
+def test_current_catalog_and_schema_through_session_options(connect):
+    conn = connect("analyst", **{"adbc.flight.sql.rpc.with_cookie_middleware": "true"})
+    conn.adbc_connection.set_options(**{"adbc.connection.catalog": "sales", "adbc.connection.db_schema": "gold"})
+    assert (conn.adbc_current_catalog, conn.adbc_current_db_schema) == ("sales", "gold")
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM daily_revenue")
+        assert cur.fetchone() == (360,)
+    with pytest.raises(adbc_driver_manager.Error):
+        conn.adbc_connection.set_options(**{"adbc.connection.catalog": "no_such_domain"})

@@ -337,3 +337,156 @@ fn cancel_flight_info_stops_a_query() {
         assert_eq!(rows(&mut other, info).await, 1);
     });
 }
+
+/// A raw Flight call with the bearer token (and a cookie) attached.
+fn authed<T>(message: T, token: &str, cookie: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    if let Some(c) = cookie {
+        request.metadata_mut().insert("cookie", c.parse().unwrap());
+    }
+    request
+}
+
+#[test]
+fn session_options_set_the_current_domain_and_layer() {
+    use meshql::proto::session::session_option_value::OptionValue;
+    use meshql::proto::session::set_session_options_result::ErrorValue;
+    use meshql::proto::session::{
+        GetSessionOptionsResult, SessionOptionValue, SetSessionOptionsRequest,
+        SetSessionOptionsResult,
+    };
+
+    runtime().block_on(async {
+        let served = serve_demo(true).await;
+        let token = {
+            let mut login = anonymous_client(served.addr).await;
+            String::from_utf8(
+                login
+                    .handshake("analyst", "analyst")
+                    .await
+                    .unwrap()
+                    .to_vec(),
+            )
+            .unwrap()
+        };
+        let channel = Channel::from_shared(format!("http://{}", served.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut raw = FlightServiceClient::new(channel);
+        let text = |s: &str| SessionOptionValue {
+            option_value: Some(OptionValue::StringValue(s.into())),
+        };
+        let set = SetSessionOptionsRequest {
+            session_options: [
+                ("catalog".to_string(), text("sales")),
+                ("schema".to_string(), text("gold")),
+            ]
+            .into(),
+        };
+        let response = raw
+            .do_action(authed(
+                Action::new("SetSessionOptions", set.encode_to_vec()),
+                &token,
+                None,
+            ))
+            .await
+            .expect("set options");
+        let cookie = response
+            .metadata()
+            .get("set-cookie")
+            .expect("a session cookie")
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(cookie.starts_with("arrow_flight_session_id="), "{cookie}");
+        let mut results = response.into_inner();
+        let result = SetSessionOptionsResult::decode(
+            results.message().await.unwrap().unwrap().body.as_ref(),
+        )
+        .unwrap();
+        assert!(result.errors.is_empty(), "{result:?}");
+
+        // Unqualified names now resolve in sales.gold.
+        let mut c = anonymous_client(served.addr).await;
+        c.set_token(token.clone());
+        c.set_header("cookie", cookie.clone());
+        let info = c
+            .execute("SELECT count(*) AS n FROM daily_revenue".into(), None)
+            .await
+            .expect("unqualified");
+        let batches = collect(&mut c, info).await;
+        assert_eq!(
+            batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0),
+            360
+        );
+
+        // Bad values and names are reported per option; the session keeps its settings.
+        let bad = SetSessionOptionsRequest {
+            session_options: [
+                ("catalog".to_string(), text("nope")),
+                ("colour".to_string(), text("red")),
+            ]
+            .into(),
+        };
+        let mut results = raw
+            .do_action(authed(
+                Action::new("SetSessionOptions", bad.encode_to_vec()),
+                &token,
+                Some(&cookie),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let result = SetSessionOptionsResult::decode(
+            results.message().await.unwrap().unwrap().body.as_ref(),
+        )
+        .unwrap();
+        assert_eq!(
+            result.errors["catalog"].value,
+            ErrorValue::InvalidValue as i32
+        );
+        assert_eq!(
+            result.errors["colour"].value,
+            ErrorValue::InvalidName as i32
+        );
+        let mut results = raw
+            .do_action(authed(
+                Action::new("GetSessionOptions", vec![]),
+                &token,
+                Some(&cookie),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let got = GetSessionOptionsResult::decode(
+            results.message().await.unwrap().unwrap().body.as_ref(),
+        )
+        .unwrap();
+        assert_eq!(got.session_options["catalog"], text("sales"));
+        assert_eq!(got.session_options["schema"], text("gold"));
+
+        // After CloseSession, names resolve against the defaults again.
+        raw.do_action(authed(
+            Action::new("CloseSession", vec![]),
+            &token,
+            Some(&cookie),
+        ))
+        .await
+        .unwrap();
+        let err = c
+            .execute("SELECT count(*) FROM daily_revenue".into(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(status(err).code(), Code::NotFound);
+    });
+}
