@@ -7,7 +7,7 @@
 mod providers;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use datafusion::catalog::CatalogProvider;
@@ -27,7 +27,8 @@ pub use providers::{DomainCatalog, LayerSchema};
 pub struct MeshCatalog {
     mesh: Arc<Mesh>,
     warehouse: Warehouse,
-    stores: BTreeMap<DatasetName, Arc<dyn TableStore>>,
+    /// Declared datasets, then tables found in (or ingested into) the warehouse.
+    stores: RwLock<BTreeMap<DatasetName, Arc<dyn TableStore>>>,
     cache: Cache<DatasetName, Option<Arc<TableSnapshot>>>,
     /// Session used to open tables (schema inference of sources); shares the engine's runtime.
     open_state: SessionState,
@@ -37,7 +38,7 @@ impl std::fmt::Debug for MeshCatalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MeshCatalog")
             .field("mesh", &self.mesh.name)
-            .field("datasets", &self.stores.len())
+            .field("datasets", &self.dataset_names().len())
             .finish()
     }
 }
@@ -55,6 +56,16 @@ impl MeshCatalog {
         for dataset in mesh.datasets() {
             stores.insert(dataset.name.clone(), warehouse.store_for(dataset)?);
         }
+        // Tables in the warehouse that no file declares (ingested raw tables) are served too,
+        // in the domains and layers the mesh declares.
+        for name in warehouse.discover() {
+            let declared_layer = mesh
+                .domain(&name.domain)
+                .is_some_and(|d| d.layers.contains(&name.layer));
+            if declared_layer && !stores.contains_key(&name) {
+                stores.insert(name.clone(), warehouse.delta_store(&name)?);
+            }
+        }
         let cache = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(staleness)
@@ -67,7 +78,7 @@ impl MeshCatalog {
         Ok(Arc::new(Self {
             mesh,
             warehouse,
-            stores,
+            stores: RwLock::new(stores),
             cache,
             open_state,
         }))
@@ -81,19 +92,43 @@ impl MeshCatalog {
         &self.warehouse
     }
 
-    /// The store of a declared dataset.
-    pub fn store(&self, name: &DatasetName) -> Option<&Arc<dyn TableStore>> {
-        self.stores.get(name)
+    /// The store of a dataset.
+    pub fn store(&self, name: &DatasetName) -> Option<Arc<dyn TableStore>> {
+        self.stores.read().ok()?.get(name).cloned()
     }
 
-    /// Names of all declared datasets, sorted.
-    pub fn dataset_names(&self) -> impl Iterator<Item = &DatasetName> {
-        self.stores.keys()
+    /// Names of all datasets, sorted.
+    pub fn dataset_names(&self) -> Vec<DatasetName> {
+        self.stores
+            .read()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The store of `name`, creating a warehouse Delta store for a new table (ingest). Only
+    /// layers the mesh declares can hold one.
+    pub fn store_or_create(&self, name: &DatasetName) -> Result<Arc<dyn TableStore>> {
+        if let Some(store) = self.store(name) {
+            return Ok(store);
+        }
+        let declared = self
+            .mesh
+            .domain(&name.domain)
+            .is_some_and(|d| d.layers.contains(&name.layer));
+        if !declared {
+            return Err(self.not_found(name));
+        }
+        let store = self.warehouse.delta_store(name)?;
+        let mut stores = self
+            .stores
+            .write()
+            .map_err(|_| Error::internal("the catalog lock is poisoned"))?;
+        Ok(Arc::clone(stores.entry(name.clone()).or_insert(store)))
     }
 
     /// The latest committed version of a dataset (cached); `None` if never published.
     pub async fn snapshot(&self, name: &DatasetName) -> Result<Option<Arc<TableSnapshot>>> {
-        let Some(store) = self.stores.get(name).cloned() else {
+        let Some(store) = self.store(name) else {
             return Err(self.not_found(name));
         };
         let state = self.open_state.clone();

@@ -77,8 +77,9 @@ impl SchemaProvider for LayerSchema {
     fn table_names(&self) -> Vec<String> {
         self.catalog
             .dataset_names()
+            .into_iter()
             .filter(|n| n.domain == self.domain && n.layer == self.layer)
-            .map(|n| n.dataset.clone())
+            .map(|n| n.dataset)
             .collect()
     }
 

@@ -232,15 +232,23 @@ impl Engine {
 
         let mut cols: [Vec<Option<String>>; 5] = Default::default();
         let (mut versions, mut rows, mut updated) = (Vec::new(), Vec::new(), Vec::new());
-        for dataset in self.mesh().datasets() {
-            let name = &dataset.name;
+        // Declared datasets in declaration order, then tables only the warehouse knows.
+        let mut names: Vec<DatasetName> = self.mesh().datasets().map(|d| d.name.clone()).collect();
+        names.extend(
+            self.catalog
+                .dataset_names()
+                .into_iter()
+                .filter(|n| self.mesh().dataset(n).is_none()),
+        );
+        for name in &names {
             let store = self
                 .catalog
                 .store(name)
                 .ok_or_else(|| self.catalog.not_found(name))?;
-            let kind = match dataset.kind {
-                crate::spec::DatasetKind::Transform(_) => "transform",
-                crate::spec::DatasetKind::Source(_) => "source",
+            let kind = match self.mesh().dataset(name).map(|d| &d.kind) {
+                Some(crate::spec::DatasetKind::Transform(_)) => "transform",
+                Some(crate::spec::DatasetKind::Source(_)) => "source",
+                None => "ingested",
             };
             for (col, v) in cols.iter_mut().zip([
                 &name.domain,

@@ -158,7 +158,13 @@ impl Identity {
         let encoded = header.strip_prefix("Basic ").ok_or_else(|| {
             unauthenticated("the handshake expects `authorization: Basic <base64 user:password>`")
         })?;
-        let decoded = base64::engine::general_purpose::STANDARD
+        // Some clients (ADBC's Go driver) leave out the `=` padding: accept both forms.
+        let lenient = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = lenient
             .decode(encoded.trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
@@ -316,6 +322,25 @@ mod tests {
                 .authenticate(Some(&format!("Bearer {old}")))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn basic_credentials_with_or_without_padding() {
+        let hash = hash_password("admin").unwrap();
+        let mesh = mesh_with(&format!(
+            "principals:\n  - name: admin\n    password_hash: \"{hash}\"\n"
+        ));
+        let id = Identity::with_admin_token(&mesh, Signer::random(), None);
+        assert_eq!(
+            id.login_basic("Basic YWRtaW46YWRtaW4=").unwrap().name,
+            "admin"
+        );
+        assert_eq!(
+            id.login_basic("Basic YWRtaW46YWRtaW4").unwrap().name,
+            "admin"
+        );
+        assert!(id.login_basic("Basic !!!").is_err());
+        assert!(id.login_basic("Bearer x").is_err());
     }
 
     #[test]

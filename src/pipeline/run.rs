@@ -14,7 +14,7 @@ use super::dag::RunPlan;
 use crate::engine::{Engine, SearchPath};
 use crate::error::{Error, Result};
 use crate::spec::{DatasetKind, DatasetName};
-use crate::storage::Published;
+use crate::storage::{Published, WriteMode};
 
 /// How a node ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,7 +243,7 @@ async fn run_node(engine: &Engine, name: &DatasetName) -> Result<Published> {
         layer: name.layer.clone(),
     });
     let plan = engine.plan(&transform.sql, &state).await?;
-    let published = store.replace(plan, &state).await;
+    let published = store.write(plan, &state, WriteMode::Replace).await;
     // Whatever happened, the next reader must look at the table afresh.
     engine.catalog().invalidate(name).await;
     published

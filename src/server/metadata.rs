@@ -119,7 +119,7 @@ pub async fn do_get_tables(
     let include_schema = q.include_schema;
     let mut builder = q.into_builder();
     if wants_table_type {
-        for name in catalog.dataset_names() {
+        for name in &catalog.dataset_names() {
             if cat.as_deref().is_some_and(|c| c != name.domain)
                 || schema_pat.as_deref().is_some_and(|p| !like(p, &name.layer))
                 || table_pat

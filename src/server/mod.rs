@@ -5,6 +5,7 @@
 //! is split by command group: statements, metadata listings, and refusals of write paths.
 
 mod actions;
+mod ingest;
 mod metadata;
 mod prepared;
 mod service;

@@ -26,7 +26,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::session::{self, Sessions};
-use super::{actions, metadata, prepared, sql_info, statement};
+use super::{actions, ingest, metadata, prepared, sql_info, statement};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind};
 use crate::governance::{Identity, Principal, Signer};
@@ -459,11 +459,14 @@ impl FlightSqlService for MeshFlightSql {
 
     async fn do_put_statement_ingest(
         &self,
-        _ticket: CommandStatementIngest,
+        command: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.principal(&request)?;
-        Err(read_only("ingest"))
+        let principal = self.principal(&request)?;
+        let path = self
+            .sessions
+            .search_path(&self.engine, &request, &principal);
+        ingest::ingest(self, &principal, &path, command, request.into_inner()).await
     }
 
     async fn do_put_substrait_plan(

@@ -11,7 +11,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
-use super::{Published, TableSnapshot, TableStore};
+use super::{Published, TableSnapshot, TableStore, WriteMode};
 use crate::error::{Error, Result};
 
 /// A Delta table at a URL; created by its first publish.
@@ -84,7 +84,12 @@ impl TableStore for DeltaStore {
         }))
     }
 
-    async fn replace(&self, plan: LogicalPlan, session: &SessionState) -> Result<Published> {
+    async fn write(
+        &self,
+        plan: LogicalPlan,
+        session: &SessionState,
+        mode: WriteMode,
+    ) -> Result<Published> {
         if self.url.scheme() == "file"
             && let Ok(path) = self.url.to_file_path()
         {
@@ -101,12 +106,17 @@ impl TableStore for DeltaStore {
                 .and_then(|b| b.build())
                 .map_err(|e| Error::from(e).with_context("table", &self.location))?,
         };
-        let table = table
+        let builder = table
             .write(Vec::new())
             .with_input_plan(plan)
-            .with_session_state(Arc::new(session.clone()))
-            .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(SchemaMode::Overwrite)
+            .with_session_state(Arc::new(session.clone()));
+        let builder = match mode {
+            WriteMode::Replace => builder
+                .with_save_mode(SaveMode::Overwrite)
+                .with_schema_mode(SchemaMode::Overwrite),
+            WriteMode::Append => builder.with_save_mode(SaveMode::Append),
+        };
+        let table = builder
             .await
             .map_err(|e| Error::from(e).with_context("table", &self.location))?;
         let version = table.version().unwrap_or(0);

@@ -13,7 +13,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 
-use super::{Published, TableSnapshot, TableStore};
+use super::{Published, TableSnapshot, TableStore, WriteMode};
 use crate::error::{Error, Result};
 use crate::spec::{Source, SourceFormat};
 
@@ -86,7 +86,12 @@ impl TableStore for FileStore {
         }))
     }
 
-    async fn replace(&self, _plan: LogicalPlan, _session: &SessionState) -> Result<Published> {
+    async fn write(
+        &self,
+        _plan: LogicalPlan,
+        _session: &SessionState,
+        _mode: WriteMode,
+    ) -> Result<Published> {
         Err(Error::permission(format!(
             "`{}` is a read-only source; only warehouse tables can be published",
             self.source.location

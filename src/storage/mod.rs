@@ -55,9 +55,24 @@ pub trait TableStore: Send + Sync + Debug {
     /// Opens the latest committed version; `None` when nothing was ever published.
     async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>>;
 
-    /// Replaces the whole contents with the rows of `plan` in one atomic commit: readers see the
-    /// previous version or the new one, never a mix. The plan is streamed, never collected.
-    async fn replace(&self, plan: LogicalPlan, session: &SessionState) -> Result<Published>;
+    /// Writes the rows of `plan` in one atomic commit — replacing the contents or appending to
+    /// them: readers see the previous version or the new one, never a mix. The plan is streamed,
+    /// never collected. A table that does not exist yet is created.
+    async fn write(
+        &self,
+        plan: LogicalPlan,
+        session: &SessionState,
+        mode: WriteMode,
+    ) -> Result<Published>;
+}
+
+/// How a write treats the rows already in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The new rows replace the table's contents (and schema).
+    Replace,
+    /// The new rows are added; their schema must match the table's.
+    Append,
 }
 
 /// The storage root of a mesh and the layout of datasets in it.
@@ -107,10 +122,55 @@ impl Warehouse {
         )
     }
 
+    /// `<warehouse>/<domain>/<layer>/<dataset>/` as a Delta store (transforms, ingested tables).
+    pub fn delta_store(&self, name: &DatasetName) -> Result<Arc<dyn TableStore>> {
+        Ok(Arc::new(DeltaStore::new(&self.table_url(name))?))
+    }
+
+    /// Delta tables found in the warehouse folder of a local warehouse (`<domain>/<layer>/<name>/`
+    /// holding a `_delta_log`), e.g. raw tables created by ingest. Object-store warehouses list
+    /// nothing here.
+    pub fn discover(&self) -> Vec<DatasetName> {
+        let Some(root) = self.root.strip_prefix("file://") else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        let dirs = |p: &std::path::Path| -> Vec<std::path::PathBuf> {
+            let mut v: Vec<_> = std::fs::read_dir(p)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        let name_of = |p: &std::path::Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        for domain in dirs(std::path::Path::new(root)) {
+            for layer in dirs(&domain) {
+                for table in dirs(&layer) {
+                    if table.join("_delta_log").is_dir() {
+                        found.push(DatasetName::new(
+                            name_of(&domain),
+                            name_of(&layer),
+                            name_of(&table),
+                        ));
+                    }
+                }
+            }
+        }
+        found
+    }
+
     /// The store holding `dataset`: a Delta table for transforms, the files for sources.
     pub fn store_for(&self, dataset: &Dataset) -> Result<Arc<dyn TableStore>> {
         Ok(match &dataset.kind {
-            DatasetKind::Transform(_) => Arc::new(DeltaStore::new(&self.table_url(&dataset.name))?),
+            DatasetKind::Transform(_) => self.delta_store(&dataset.name)?,
             DatasetKind::Source(source) => Arc::new(FileStore::new(source.clone())?),
         })
     }

@@ -187,3 +187,30 @@ def test_current_catalog_and_schema_through_session_options(connect):
         assert cur.fetchone() == (360,)
     with pytest.raises(adbc_driver_manager.Error):
         conn.adbc_connection.set_options(**{"adbc.connection.catalog": "no_such_domain"})
+
+
+def test_ingest_create_append_replace(connect):
+    import pyarrow as pa
+
+    admin = connect("admin")
+    n = 200_000
+    # One batch of about 8 MB: more than tonic's 4 MiB default message size.
+    big = pa.table({"id": pa.array(range(n), pa.int64()), "note": pa.array([f"note number {i:08d} " * 2 for i in range(n)])})
+    assert big.nbytes > 8_000_000
+    with admin.cursor() as cur:
+        assert cur.adbc_ingest("notes", big, mode="create", catalog_name="marketing", db_schema_name="raw") == n
+        assert cur.adbc_ingest("notes", big.slice(0, 10), mode="append", catalog_name="marketing", db_schema_name="raw") == 10
+        cur.execute("SELECT count(*), count(DISTINCT id) FROM marketing.raw.notes")
+        assert cur.fetchone() == (n + 10, n)
+        assert cur.adbc_ingest("notes", big.slice(0, 5), mode="replace", catalog_name="marketing", db_schema_name="raw") == 5
+        cur.execute("SELECT count(*) FROM marketing.raw.notes")
+        assert cur.fetchone() == (5,)
+        with pytest.raises(adbc_driver_manager.Error) as exists:
+            cur.adbc_ingest("notes", big.slice(0, 1), mode="create", catalog_name="marketing", db_schema_name="raw")
+        assert "already exists" in str(exists.value)
+
+    analyst = connect("analyst")
+    with analyst.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.Error) as denied:
+            cur.adbc_ingest("notes", big.slice(0, 1), mode="append", catalog_name="marketing", db_schema_name="raw")
+        assert denied.value.status_code == AdbcStatusCode.UNAUTHORIZED

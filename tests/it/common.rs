@@ -67,6 +67,13 @@ pub struct Served {
     _stop: oneshot::Sender<()>,
 }
 
+impl Served {
+    /// The served mesh folder.
+    pub fn path(&self) -> &Path {
+        self._dir.path()
+    }
+}
+
 /// Serves a private copy of the demo mesh, built first when `build` is set.
 pub async fn serve_demo(build: bool) -> Served {
     let dir = demo_mesh();

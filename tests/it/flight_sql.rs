@@ -490,3 +490,97 @@ fn session_options_set_the_current_domain_and_layer() {
         assert_eq!(status(err).code(), Code::NotFound);
     });
 }
+
+fn ingest_command(
+    table: &str,
+    layer: &str,
+    if_not_exist: i32,
+    if_exists: i32,
+) -> arrow_flight::sql::CommandStatementIngest {
+    arrow_flight::sql::CommandStatementIngest {
+        table_definition_options: Some(arrow_flight::sql::TableDefinitionOptions {
+            if_not_exist,
+            if_exists,
+        }),
+        table: table.into(),
+        schema: Some(layer.into()),
+        catalog: Some("sales".into()),
+        temporary: false,
+        transaction_id: None,
+        options: Default::default(),
+    }
+}
+
+fn returns_batch(ids: std::ops::Range<i64>) -> RecordBatch {
+    let reasons: Vec<String> = ids.clone().map(|i| format!("reason {i}")).collect();
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("order_id", DataType::Int64, false),
+            Field::new("reason", DataType::Utf8, false),
+        ])),
+        vec![
+            Arc::new(Int64Array::from_iter_values(ids)),
+            Arc::new(StringArray::from(reasons)),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn ingest_creates_appends_and_replaces_raw_tables() {
+    use arrow_flight::sql::{TableExistsOption as Exists, TableNotExistOption as Missing};
+
+    runtime().block_on(async {
+        let served = serve_demo(false).await;
+        let mut admin = client(served.addr).await;
+        let send = |batch: RecordBatch| futures::stream::iter([Ok(batch)]);
+        let count = |c: &mut Client| {
+            let mut c = c.clone();
+            async move {
+                let info = c.execute("SELECT count(*), sum(order_id) FROM sales.raw.returns".into(), None).await.unwrap();
+                let b = collect(&mut c, info).await;
+                let n = b[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+                let s = b[0].column(1).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+                (n, s)
+            }
+        };
+
+        let create = ingest_command("returns", "raw", Missing::Create as i32, Exists::Fail as i32);
+        assert_eq!(admin.execute_ingest(create.clone(), send(returns_batch(0..3))).await.unwrap(), 3);
+        assert_eq!(count(&mut admin).await, (3, 3));
+
+        let append = ingest_command("returns", "raw", Missing::Fail as i32, Exists::Append as i32);
+        assert_eq!(admin.execute_ingest(append, send(returns_batch(10..12))).await.unwrap(), 2);
+        assert_eq!(count(&mut admin).await, (5, 24));
+
+        let replace = ingest_command("returns", "raw", Missing::Create as i32, Exists::Replace as i32);
+        assert_eq!(admin.execute_ingest(replace, send(returns_batch(100..101))).await.unwrap(), 1);
+        assert_eq!(count(&mut admin).await, (1, 100));
+
+        // Creating what exists, appending to what does not, writing outside raw, non-admins.
+        let err = admin.execute_ingest(create, send(returns_batch(0..1))).await.unwrap_err();
+        assert_eq!(status(err).code(), Code::FailedPrecondition);
+        let missing = ingest_command("nothing_here", "raw", Missing::Fail as i32, Exists::Append as i32);
+        let err = admin.execute_ingest(missing, send(returns_batch(0..1))).await.unwrap_err();
+        assert_eq!(status(err).code(), Code::NotFound);
+        let gold = ingest_command("sneaky", "gold", Missing::Create as i32, Exists::Fail as i32);
+        let err = admin.execute_ingest(gold, send(returns_batch(0..1))).await.unwrap_err();
+        assert_eq!(status(err).code(), Code::PermissionDenied);
+        let source = ingest_command("transactions", "raw", Missing::Create as i32, Exists::Replace as i32);
+        let err = admin.execute_ingest(source, send(returns_batch(0..1))).await.unwrap_err();
+        assert_eq!(status(err).code(), Code::PermissionDenied);
+        let mut analyst = client_as(served.addr, "analyst").await;
+        let append = ingest_command("returns", "raw", Missing::Fail as i32, Exists::Append as i32);
+        let err = analyst.execute_ingest(append, send(returns_batch(0..1))).await.unwrap_err();
+        assert_eq!(status(err).code(), Code::PermissionDenied);
+        assert_eq!(count(&mut admin).await, (1, 100));
+
+        // A new process finds the ingested table in the warehouse.
+        let restarted = crate::common::engine(served.path());
+        let name = meshql::spec::DatasetName::new("sales", "raw", "returns");
+        assert!(restarted.catalog().store(&name).is_some());
+        let overview = restarted.overview().await.unwrap();
+        let text = pretty_format_batches(&[overview]).unwrap().to_string();
+        assert!(text.contains("| sales     | raw    | returns              | ingested  | delta  | 2       | 1    |"), "{text}");
+    });
+}

@@ -1,0 +1,145 @@
+//! Bulk ingest (`CommandStatementIngest`, ADBC's `adbc_ingest`) into a raw-layer table of the
+//! warehouse: create, append or replace, each as one atomic Delta commit. Until domain owners
+//! get their raw layers through policies, only the admin group may ingest.
+
+use std::sync::Arc;
+
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::CommandStatementIngest;
+use arrow_flight::sql::server::PeekableFlightDataStream;
+use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemTable;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::LogicalPlanBuilder;
+use futures::{StreamExt, TryStreamExt};
+use tonic::Status;
+
+use super::service::MeshFlightSql;
+use crate::engine::SearchPath;
+use crate::error::{Error, ErrorKind};
+use crate::governance::Principal;
+use crate::spec::{DatasetKind, DatasetName, is_valid_name};
+use crate::storage::WriteMode;
+
+/// The only layer clients ingest into.
+const INGEST_LAYER: &str = "raw";
+
+pub async fn ingest(
+    svc: &MeshFlightSql,
+    principal: &Principal,
+    path: &SearchPath,
+    command: CommandStatementIngest,
+    input: PeekableFlightDataStream,
+) -> Result<i64, Status> {
+    let admins = &svc.engine.mesh().admin_group;
+    if svc.identity.required() && !principal.in_group(admins) {
+        return Err(Error::permission(format!(
+            "`{}` may not ingest: until domain policies exist, ingest is for members of `{admins}`",
+            principal.name
+        ))
+        .into());
+    }
+    if command.temporary {
+        return Err(Error::user(
+            "temporary tables are not supported; ingest into a raw-layer table",
+        )
+        .into());
+    }
+    if command.transaction_id.is_some() {
+        return Err(Error::user(
+            "transactions are not supported: each ingest is one atomic commit",
+        )
+        .into());
+    }
+    let domain = command
+        .catalog
+        .clone()
+        .unwrap_or_else(|| path.domain.clone());
+    let layer = command
+        .schema
+        .clone()
+        .unwrap_or_else(|| INGEST_LAYER.to_string());
+    let name = DatasetName::new(&domain, &layer, &command.table);
+    if layer != INGEST_LAYER {
+        return Err(Error::permission(format!(
+            "cannot ingest into `{name}`: clients ingest into a raw layer only (pipelines build the others)"
+        ))
+        .into());
+    }
+    if !is_valid_name(&command.table) {
+        return Err(Error::user(format!(
+            "invalid table name `{}`: use lower-case letters, digits and `_`, starting with a letter",
+            command.table
+        ))
+        .into());
+    }
+    let catalog = svc.engine.catalog();
+    if let Some(dataset) = svc.engine.mesh().dataset(&name)
+        && matches!(dataset.kind, DatasetKind::Source(_))
+    {
+        return Err(Error::permission(format!(
+            "`{name}` is a read-only source declared in the mesh"
+        ))
+        .into());
+    }
+
+    let options = command.table_definition_options.unwrap_or_default();
+    let if_missing = TableNotExistOption::try_from(options.if_not_exist)
+        .unwrap_or(TableNotExistOption::Unspecified);
+    let if_exists =
+        TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified);
+    let exists = match catalog.store(&name) {
+        Some(_) => catalog.snapshot(&name).await?.is_some(),
+        None => false,
+    };
+    let mode = match (exists, if_exists, if_missing) {
+        (true, TableExistsOption::Append, _) => WriteMode::Append,
+        (true, TableExistsOption::Replace, _) => WriteMode::Replace,
+        (true, _, _) => {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("table `{name}` already exists; ingest with mode append or replace"),
+            )
+            .into());
+        }
+        (false, _, TableNotExistOption::Fail) => {
+            return Err(Error::not_found(format!(
+                "table `{name}` does not exist; ingest with mode create to create it"
+            ))
+            .into());
+        }
+        (false, _, _) => WriteMode::Replace,
+    };
+
+    let mut stream =
+        FlightRecordBatchStream::new_from_flight_data(input.map_err(FlightError::from));
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    while let Some(batch) = stream.next().await {
+        batches.push(batch.map_err(|e| match e {
+            FlightError::Tonic(status) => *status,
+            other => Status::from(Error::user(format!("invalid ingest data: {other}"))),
+        })?);
+    }
+    let schema = match (batches.first(), stream.schema()) {
+        (Some(b), _) => b.schema(),
+        (None, Some(s)) => Arc::clone(s),
+        (None, None) => {
+            return Err(Error::user("the ingest stream carried no schema and no rows").into());
+        }
+    };
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let table = MemTable::try_new(Arc::clone(&schema), vec![batches]).map_err(Error::from)?;
+    let plan = LogicalPlanBuilder::scan("ingest", provider_as_source(Arc::new(table)), None)
+        .and_then(|b| b.build())
+        .map_err(Error::from)?;
+
+    let store = catalog.store_or_create(&name)?;
+    let state = svc.engine.session();
+    let published = store.write(plan, &state, mode).await;
+    catalog.invalidate(&name).await;
+    let published = published?;
+    tracing::info!(table = %name, rows, version = published.version, principal = %principal.name, "ingested");
+    Ok(rows as i64)
+}
