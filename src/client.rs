@@ -18,16 +18,60 @@ pub struct Client {
     inner: FlightSqlServiceClient<Channel>,
 }
 
+/// TLS settings of a client: the CA to trust and, for mTLS, the client's certificate and key
+/// (PEM files).
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    pub ca: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
 impl Client {
-    /// Connects to `url`: `grpc://host:port`, `http://host:port` or `host:port`.
+    /// Connects to `url`: `grpc://host:port` (or `http://`, or bare `host:port`) in plaintext,
+    /// `grpc+tls://host:port` (or `https://`) with TLS.
     pub async fn connect(url: &str) -> Result<Self> {
-        let rest = url
-            .strip_prefix("grpc://")
-            .or_else(|| url.strip_prefix("grpc+tcp://"))
-            .or_else(|| url.strip_prefix("http://"))
-            .unwrap_or(url);
-        let endpoint = Endpoint::from_shared(format!("http://{rest}"))
+        Self::connect_with(url, &ClientTls::default()).await
+    }
+
+    /// Connects with TLS settings (used for `grpc+tls://` URLs).
+    pub async fn connect_with(url: &str, tls: &ClientTls) -> Result<Self> {
+        let (secure, rest) = if let Some(r) = url
+            .strip_prefix("grpc+tls://")
+            .or_else(|| url.strip_prefix("https://"))
+        {
+            (true, r)
+        } else {
+            let r = url
+                .strip_prefix("grpc://")
+                .or_else(|| url.strip_prefix("grpc+tcp://"))
+                .or_else(|| url.strip_prefix("http://"))
+                .unwrap_or(url);
+            (false, r)
+        };
+        let scheme = if secure { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{rest}"))
             .map_err(|e| Error::user(format!("invalid server URL `{url}`: {e}")))?;
+        if secure {
+            crate::install_tls_provider();
+            let read = |p: &std::path::Path| {
+                std::fs::read(p)
+                    .map_err(|e| Error::user(format!("cannot read {}: {e}", p.display())))
+            };
+            let mut config = tonic::transport::ClientTlsConfig::new();
+            if let Some(ca) = &tls.ca {
+                config = config.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+            }
+            if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+                config = config.identity(tonic::transport::Identity::from_pem(
+                    read(cert)?,
+                    read(key)?,
+                ));
+            }
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|e| Error::user(format!("invalid TLS settings: {e}")))?;
+        }
         let channel = endpoint.connect().await.map_err(|e| {
             Error::new(
                 ErrorKind::Unavailable,

@@ -26,3 +26,9 @@ pub mod spec;
 pub mod storage;
 
 pub use error::{Error, ErrorKind, Result};
+
+/// Selects rustls's crypto provider for TLS (several are linked in; rustls cannot choose alone).
+pub(crate) fn install_tls_provider() {
+    // Fails only when a provider is already installed, which is what we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

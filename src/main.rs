@@ -43,11 +43,25 @@ struct Auth {
     /// A bearer token instead of a user name and password.
     #[arg(long, env = "MESHQL_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA certificate (PEM) to trust for `grpc+tls://` servers.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that require one (mTLS).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl Auth {
     async fn connect(&self, url: &str) -> Result<meshql::client::Client> {
-        let mut client = meshql::client::Client::connect(url).await?;
+        let tls = meshql::client::ClientTls {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        };
+        let mut client = meshql::client::Client::connect_with(url, &tls).await?;
         match (&self.user, &self.token) {
             (Some(user), _) => {
                 let password = self.password.clone().unwrap_or_default();
@@ -376,6 +390,11 @@ async fn serve(engine: Arc<Engine>, addr: Option<SocketAddr>, no_build: bool) ->
     };
     let server = Server::bind(Arc::clone(&engine), addr).await?;
     let local = server.local_addr();
+    let scheme = if server.uses_tls() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
     let mesh = engine.mesh();
     let example = mesh
         .transforms()
@@ -383,13 +402,20 @@ async fn serve(engine: Arc<Engine>, addr: Option<SocketAddr>, no_build: bool) ->
         .or_else(|| mesh.transforms().next())
         .map(|(d, _)| d.name.to_string());
     println!(
-        "meshql serving mesh `{}` ({} domains, {} datasets) on grpc://{local}",
+        "meshql serving mesh `{}` ({} domains, {} datasets) on {scheme}://{local}",
         mesh.name,
         mesh.domains.len(),
         mesh.datasets().count()
     );
     if let Some(table) = example {
-        println!("try:  meshql query --server grpc://{local} \"SELECT * FROM {table} LIMIT 10\"");
+        let login = if mesh.principals.is_empty() {
+            ""
+        } else {
+            " --user USER --password PASSWORD"
+        };
+        println!(
+            "try:  meshql query --server {scheme}://{local}{login} \"SELECT * FROM {table} LIMIT 10\""
+        );
     }
     server
         .serve(async {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::ServerTlsConfig;
 
 pub use actions::RUN_PIPELINE;
 pub use service::MeshFlightSql;
@@ -29,6 +30,7 @@ pub use ticket::{Purpose, SignedStatement};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::governance::{Identity, Signer};
+use crate::spec::TlsSettings;
 
 /// Largest gRPC message accepted or sent (tonic's default is 4 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -36,6 +38,7 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// A Flight SQL server bound to an address, not yet serving.
 pub struct Server {
     service: MeshFlightSql,
+    tls: Option<ServerTlsConfig>,
     listener: TcpListener,
     local_addr: SocketAddr,
 }
@@ -57,7 +60,15 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::internal(format!("bound socket has no address: {e}")))?;
+        let tls = engine
+            .mesh()
+            .server
+            .tls
+            .as_ref()
+            .map(tls_config)
+            .transpose()?;
         Ok(Self {
+            tls,
             service: MeshFlightSql::new(engine, signer, identity)?,
             listener,
             local_addr,
@@ -68,15 +79,41 @@ impl Server {
         self.local_addr
     }
 
+    /// Whether clients must connect with TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Serves until `shutdown` completes.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
         let svc = FlightServiceServer::new(self.service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| Error::user(format!("invalid TLS configuration: {e}")))?;
+        }
+        builder
             .add_service(svc)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await
             .map_err(|e| Error::new(ErrorKind::Unavailable, format!("server stopped: {e}")))
     }
+}
+
+/// The server's TLS identity and, for mTLS, the CA its clients' certificates must chain to.
+fn tls_config(settings: &TlsSettings) -> Result<ServerTlsConfig> {
+    crate::install_tls_provider();
+    let read = |path: &str| {
+        std::fs::read(path).map_err(|e| Error::user(format!("cannot read TLS file {path}: {e}")))
+    };
+    let identity =
+        tonic::transport::Identity::from_pem(read(&settings.cert)?, read(&settings.key)?);
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &settings.client_ca {
+        config = config.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+    }
+    Ok(config)
 }

@@ -110,6 +110,22 @@ pub struct ServerSettings {
     /// Send Utf8View/BinaryView columns as they are instead of as Utf8/Binary (which older
     /// drivers need). Default false.
     pub view_types: bool,
+    /// Serve over TLS (and require client certificates with `client_ca`). Default: plaintext.
+    pub tls: Option<TlsSettings>,
+}
+
+/// TLS certificates of the server; paths are relative to the mesh folder.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain of the server.
+    pub cert: String,
+    /// PEM private key of the server.
+    pub key: String,
+    /// PEM CA certificates: when set, clients must present a certificate signed by one (mTLS).
+    #[serde(default)]
+    pub client_ca: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -122,6 +138,7 @@ impl Default for ServerSettings {
             signing_key: None,
             token_ttl_secs: 12 * 3600,
             view_types: false,
+            tls: None,
         }
     }
 }

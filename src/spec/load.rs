@@ -77,6 +77,27 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
             "server limits must be greater than zero",
         ));
     }
+    let mut server = spec.server.clone();
+    if let Some(tls) = &mut server.tls {
+        let mut resolve = |key: &str, value: &mut String| {
+            let path = normalize(&root.join(&*value));
+            if !path.is_file() {
+                let (l, c) = pos.value(&["server".into(), "tls".into(), key.into()]);
+                diags.push(Diagnostic::new(
+                    &mesh_file,
+                    l,
+                    c,
+                    format!("TLS file not found: {}", path.display()),
+                ));
+            }
+            *value = path.display().to_string();
+        };
+        resolve("cert", &mut tls.cert);
+        resolve("key", &mut tls.key);
+        if let Some(ca) = &mut tls.client_ca {
+            resolve("client_ca", ca);
+        }
+    }
     if spec.domains.is_empty() {
         let (l, c) = at(&["domains"]);
         diags.push(Diagnostic::new(
@@ -175,7 +196,7 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
         description: spec.description,
         warehouse,
         default_format: spec.default_format,
-        server: spec.server,
+        server,
         domains,
         principals: spec.principals,
         admin_group: spec.admin_group,

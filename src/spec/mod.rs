@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 pub use files::{
     DomainFile, DomainRef, MeshFile, PrincipalFile, ServerSettings, SourceFile, SourceFormat,
-    TableFormatName, json_schemas,
+    TableFormatName, TlsSettings, json_schemas,
 };
 pub use transform::{DatasetName, Dependency, Materialization, Transform, TransformOptions};
 

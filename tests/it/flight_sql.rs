@@ -584,3 +584,49 @@ fn ingest_creates_appends_and_replaces_raw_tables() {
         assert!(text.contains("| sales     | raw    | returns              | ingested  | delta  | 2       | 1    |"), "{text}");
     });
 }
+
+#[test]
+fn tls_and_client_certificates() {
+    use meshql::client::{Client as MeshClient, ClientTls};
+
+    runtime().block_on(async {
+        let dir = crate::common::demo_mesh();
+        let certs = crate::common::repo().join("tests/fixtures/tls");
+        crate::common::edit(
+            &dir.path().join("catalog/mesh.yaml"),
+            "server:\n",
+            &format!(
+                "server:\n  tls:\n    cert: {0}/server.pem\n    key: {0}/server.key\n    client_ca: {0}/ca.pem\n",
+                certs.display()
+            ),
+        );
+        let engine = crate::common::engine(dir.path());
+        let (addr, _stop) = crate::common::start_server(engine).await;
+        let url = format!("grpc+tls://{addr}");
+        let full = ClientTls {
+            ca: Some(certs.join("ca.pem")),
+            cert: Some(certs.join("client.pem")),
+            key: Some(certs.join("client.key")),
+        };
+        let mut c = MeshClient::connect_with(&url, &full).await.expect("mTLS connect");
+        c.login("analyst", "analyst").await.expect("login over TLS");
+        let (_, batches) = c.query("SELECT count(*) AS n FROM sales.raw.stores").await.expect("query over TLS");
+        assert_eq!(batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 24);
+
+        // Without a client certificate, or without TLS at all, nothing gets through.
+        let no_cert = ClientTls {
+            ca: Some(certs.join("ca.pem")),
+            ..ClientTls::default()
+        };
+        let attempt = async {
+            let mut c = MeshClient::connect_with(&url, &no_cert).await?;
+            c.login("analyst", "analyst").await
+        };
+        assert!(attempt.await.is_err(), "a client without a certificate was served");
+        let plain = async {
+            let mut c = MeshClient::connect(&format!("grpc://{addr}")).await?;
+            c.login("analyst", "analyst").await
+        };
+        assert!(plain.await.is_err(), "a plaintext client was served");
+    });
+}

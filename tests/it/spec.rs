@@ -57,7 +57,7 @@ fn unknown_keys_are_all_reported_with_positions_and_hints() {
         [
             "catalog/mesh.yaml:2:1: unknown key `warehous`; expected one of: admin_group, default_format, description, domains, name, principals, server, warehouse (did you mean `warehouse`?)",
             "catalog/mesh.yaml:5:5: unknown key `paht`; expected one of: name, path, sql (did you mean `path`?)",
-            "catalog/mesh.yaml:8:3: unknown key `adr`; expected one of: addr, catalog_staleness_secs, max_expr_depth, max_sql_bytes, signing_key, token_ttl_secs, view_types (did you mean `addr`?)",
+            "catalog/mesh.yaml:8:3: unknown key `adr`; expected one of: addr, catalog_staleness_secs, max_expr_depth, max_sql_bytes, signing_key, tls, token_ttl_secs, view_types (did you mean `addr`?)",
         ]
     );
 }
@@ -315,5 +315,22 @@ fn principals_never_hold_plaintext_secrets() {
             "catalog/mesh.yaml:8:20: token hashes are `sha256:` followed by 64 hex digits; make one with `meshql token`",
             "catalog/mesh.yaml:9:11: principal `ana` is listed twice",
         ]
+    );
+}
+
+#[test]
+fn missing_tls_files_are_reported() {
+    let got = problems(&[(
+        "catalog/mesh.yaml",
+        "name: t\ndomains:\n  - name: shop\n  - name: hr\nserver:\n  tls:\n    cert: certs/server.pem\n    key: certs/server.key\n",
+    )]);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].starts_with("catalog/mesh.yaml:7:11: TLS file not found: "),
+        "{got:?}"
+    );
+    assert!(
+        got[1].starts_with("catalog/mesh.yaml:8:10: TLS file not found: "),
+        "{got:?}"
     );
 }
