@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::CatalogProvider;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -30,6 +31,9 @@ pub struct MeshCatalog {
     /// Declared datasets, then tables found in (or ingested into) the warehouse.
     stores: RwLock<BTreeMap<DatasetName, Arc<dyn TableStore>>>,
     cache: Cache<DatasetName, Option<Arc<TableSnapshot>>>,
+    /// Schemas of published datasets, kept past the snapshot cache's staleness bound so that
+    /// listings (GetTables, information_schema) do not reopen every table's storage.
+    schemas: Cache<DatasetName, SchemaRef>,
     /// Session used to open tables (schema inference of sources); shares the engine's runtime.
     open_state: SessionState,
 }
@@ -80,6 +84,7 @@ impl MeshCatalog {
             warehouse,
             stores: RwLock::new(stores),
             cache,
+            schemas: Cache::builder().max_capacity(100_000).build(),
             open_state,
         }))
     }
@@ -143,6 +148,21 @@ impl MeshCatalog {
     /// Forgets the cached version of `name`, so the next query sees the latest commit.
     pub async fn invalidate(&self, name: &DatasetName) {
         self.cache.invalidate(name).await;
+        self.schemas.invalidate(name).await;
+    }
+
+    /// The schema of a published dataset (`None` if never published), opening its storage only
+    /// the first time: what listings use.
+    pub async fn schema(&self, name: &DatasetName) -> Result<Option<SchemaRef>> {
+        if let Some(schema) = self.schemas.get(name).await {
+            return Ok(Some(schema));
+        }
+        let Some(snapshot) = self.snapshot(name).await? else {
+            return Ok(None);
+        };
+        let schema = snapshot.provider.schema();
+        self.schemas.insert(name.clone(), Arc::clone(&schema)).await;
+        Ok(Some(schema))
     }
 
     /// One DataFusion catalog per domain, to register in a session.

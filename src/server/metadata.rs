@@ -128,12 +128,13 @@ pub async fn do_get_tables(
             {
                 continue;
             }
-            // Only published datasets are tables a client can query.
-            let Some(snapshot) = catalog.snapshot(name).await? else {
+            // Only published datasets are tables a client can query. Schemas come from the
+            // catalog's schema cache: a listing opens a table's storage once, not every time.
+            let Some(schema) = catalog.schema(name).await? else {
                 continue;
             };
             let schema: Arc<Schema> = if include_schema {
-                snapshot.provider.schema()
+                wire_schema_ref(&schema, svc.engine.mesh().server.view_types)
             } else {
                 Arc::new(Schema::empty())
             };
@@ -157,6 +158,11 @@ pub fn do_get_table_types(q: CommandGetTableTypes) -> Result<Response<DoGetStrea
     let mut builder = q.into_builder();
     builder.append(TABLE_TYPE);
     one_batch(builder.build())
+}
+
+/// A table schema as clients will receive its columns (view types converted).
+fn wire_schema_ref(schema: &Schema, keep_views: bool) -> Arc<Schema> {
+    Arc::new(super::statement::wire_schema(schema, keep_views))
 }
 
 /// Schema of GetPrimaryKeys results (Flight SQL protocol).

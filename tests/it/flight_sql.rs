@@ -630,3 +630,42 @@ fn tls_and_client_certificates() {
         assert!(plain.await.is_err(), "a plaintext client was served");
     });
 }
+
+#[test]
+fn listings_reuse_known_schemas_instead_of_reopening_storage() {
+    use arrow_flight::sql::CommandGetTables;
+
+    runtime().block_on(async {
+        let dir = crate::common::demo_mesh();
+        // Snapshots expire at once: only the schema cache can answer a second listing.
+        crate::common::edit(
+            &dir.path().join("catalog/mesh.yaml"),
+            "catalog_staleness_secs: 5",
+            "catalog_staleness_secs: 0",
+        );
+        let engine = crate::common::engine(dir.path());
+        crate::common::build_all(&engine).await;
+        let (addr, _stop) = crate::common::start_server(engine).await;
+        let mut c = client(addr).await;
+        let tables = CommandGetTables {
+            catalog: Some("sales".into()),
+            db_schema_filter_pattern: Some("gold".into()),
+            table_name_filter_pattern: None,
+            table_types: vec![],
+            include_schema: true,
+        };
+        let info = c.get_tables(tables.clone()).await.unwrap();
+        assert_eq!(rows(&mut c, info).await, 1);
+
+        // Take the table's storage away: a listing that opened it would now fail or drop it.
+        let table = dir.path().join("warehouse/sales/gold/daily_revenue");
+        std::fs::rename(&table, dir.path().join("moved-away")).unwrap();
+        let info = c.get_tables(tables).await.unwrap();
+        assert_eq!(rows(&mut c, info).await, 1);
+        let err = c
+            .execute("SELECT * FROM sales.gold.daily_revenue".into(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(status(err).code(), Code::NotFound);
+    });
+}
