@@ -1,8 +1,12 @@
 //! Arrow Flight SQL over the mesh: `meshql serve`.
 //!
 //! [`Server::bind`] takes the port (port 0 picks a free one) before [`Server::serve`] accepts
-//! connections, so a caller knows the address as soon as the server is reachable. The service
-//! is split by command group: statements, metadata listings, and refusals of write paths.
+//! connections, so a caller knows the address as soon as the server is reachable.
+//!
+//! `service` authenticates every call and dispatches by command group: `statement` (queries,
+//! tickets, cancellation), `prepared` (prepared statements), `metadata` (catalog listings),
+//! `sql_info` (GetSqlInfo, GetXdbcTypeInfo), `session` (session options), `ingest` (bulk
+//! ingest into raw layers) and `actions` (meshql's custom actions).
 
 mod actions;
 mod ingest;
