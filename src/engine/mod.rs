@@ -6,12 +6,14 @@
 
 mod guard;
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use datafusion::execution::SessionState;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -49,7 +51,17 @@ pub struct Engine {
 impl Engine {
     /// Builds the engine for `mesh`.
     pub fn new(mesh: Arc<Mesh>) -> Result<Arc<Self>> {
-        let runtime: Arc<RuntimeEnv> = Arc::new(RuntimeEnvBuilder::new().build()?);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if mesh.server.memory_limit_mb > 0 {
+            // One pool for every query; spilling operators share it fairly.
+            let bytes = (mesh.server.memory_limit_mb as usize).saturating_mul(1024 * 1024);
+            let pool = TrackConsumersPool::new(
+                FairSpillPool::new(bytes),
+                NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN),
+            );
+            runtime = runtime.with_memory_pool(Arc::new(pool));
+        }
+        let runtime: Arc<RuntimeEnv> = Arc::new(runtime.build()?);
         let staleness = Duration::from_secs(mesh.server.catalog_staleness_secs);
         let limits = SqlLimits {
             max_sql_bytes: mesh.server.max_sql_bytes,

@@ -10,6 +10,7 @@
 
 mod actions;
 mod ingest;
+mod limits;
 mod metadata;
 mod prepared;
 mod service;

@@ -25,6 +25,7 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::limits::{Admission, StreamLimits};
 use super::session::{self, Sessions};
 use super::{actions, ingest, metadata, prepared, sql_info, statement};
 use crate::engine::Engine;
@@ -44,6 +45,8 @@ pub struct MeshFlightSql {
     pub(super) xdbc: Arc<XdbcTypeInfoData>,
     pub(super) running: Arc<statement::Running>,
     pub(super) sessions: Arc<Sessions>,
+    pub(super) admission: Arc<Admission>,
+    pub(super) stream_limits: StreamLimits,
 }
 
 impl MeshFlightSql {
@@ -52,8 +55,9 @@ impl MeshFlightSql {
         signer: Signer,
         identity: Arc<Identity>,
     ) -> crate::Result<Self> {
-        let sql_info =
-            sql_info::sql_info(&engine.session(), engine.mesh().server.max_sql_bytes, false)?;
+        let settings = engine.mesh().server.clone();
+        // Bulk ingest is supported (into raw layers).
+        let sql_info = sql_info::sql_info(&engine.session(), settings.max_sql_bytes, true)?;
         Ok(Self {
             engine,
             signer,
@@ -62,6 +66,8 @@ impl MeshFlightSql {
             xdbc: Arc::new(sql_info::xdbc_type_info()?),
             running: Arc::new(statement::Running::new()),
             sessions: Arc::new(Sessions::new()),
+            admission: Arc::new(Admission::new(&settings)),
+            stream_limits: StreamLimits::from_settings(&settings),
         })
     }
 

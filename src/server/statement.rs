@@ -91,6 +91,8 @@ pub async fn do_get(
             "this query was cancelled (CancelFlightInfo)",
         ));
     }
+    let permit = svc.admission.admit().await?;
+    let limits = svc.stream_limits;
     let state = svc.engine.session_in(&statement.search_path());
     let mut plan = svc.engine.plan(&statement.sql, &state).await?;
     if let Some(bytes) = &statement.params {
@@ -109,26 +111,62 @@ pub async fn do_get(
         });
     let (abort, registration) = AbortHandle::new_pair();
     let guard = svc.running.register(key, abort);
-    // The guard lives as long as the stream: dropping the stream unregisters the query. A
-    // cancelled query ends with a Cancelled status, never as a silently short result.
-    let batches = futures::stream::unfold(
-        (Abortable::new(batches, registration), guard, false),
-        |(mut stream, guard, done)| async move {
-            if done {
-                return None;
-            }
-            match stream.next().await {
-                Some(item) => Some((item, (stream, guard, false))),
-                None if stream.is_aborted() => {
-                    let cancelled = FlightError::from(Status::cancelled(
-                        "the query was cancelled (CancelFlightInfo)",
+    // The guard and the admission permit live as long as the stream: dropping the stream
+    // unregisters the query and frees its slot. A cancelled, timed-out or oversized query ends
+    // with an error status, never as a silently short result.
+    let deadline = limits.timeout.map(|t| tokio::time::Instant::now() + t);
+    let state = Guarded {
+        stream: Abortable::new(batches, registration),
+        _guard: guard,
+        _permit: permit,
+        deadline,
+        rows: 0,
+        max_rows: limits.max_rows,
+        done: false,
+    };
+    let batches = futures::stream::unfold(state, move |mut s| async move {
+        if s.done {
+            return None;
+        }
+        let next = match s.deadline {
+            Some(at) => match tokio::time::timeout_at(at, s.stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    s.done = true;
+                    let secs = limits.timeout.map(|t| t.as_secs()).unwrap_or_default();
+                    let status = Status::deadline_exceeded(format!(
+                        "the query ran longer than {secs} s (server.query_timeout_secs)"
                     ));
-                    Some((Err(cancelled), (stream, guard, true)))
+                    return Some((Err(FlightError::from(status)), s));
                 }
-                None => None,
+            },
+            None => s.stream.next().await,
+        };
+        match next {
+            Some(Ok(batch)) => {
+                s.rows += batch.num_rows() as u64;
+                if let Some(max) = s.max_rows
+                    && s.rows > max
+                {
+                    s.done = true;
+                    let status = Status::from(Error::resource(format!(
+                        "the result has more than {max} rows (server.max_result_rows); narrow the query or add LIMIT"
+                    )));
+                    return Some((Err(FlightError::from(status)), s));
+                }
+                Some((Ok(batch), s))
             }
-        },
-    );
+            Some(Err(e)) => Some((Err(e), s)),
+            None if s.stream.is_aborted() => {
+                s.done = true;
+                let cancelled = FlightError::from(Status::cancelled(
+                    "the query was cancelled (CancelFlightInfo)",
+                ));
+                Some((Err(cancelled), s))
+            }
+            None => None,
+        }
+    });
     let flight = FlightDataEncoderBuilder::new()
         .with_schema(wire)
         .build(batches)
@@ -137,6 +175,17 @@ pub async fn do_get(
             other => Status::from(Error::internal(other.to_string())),
         });
     Ok(Response::new(Box::pin(flight.boxed())))
+}
+
+/// A result stream with what must live as long as it, and the limits it runs under.
+struct Guarded<S> {
+    stream: Abortable<S>,
+    _guard: RunningGuard,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    deadline: Option<tokio::time::Instant>,
+    rows: u64,
+    max_rows: Option<u64>,
+    done: bool,
 }
 
 /// Binds one row of parameter values to the plan's placeholders, `$1` first.

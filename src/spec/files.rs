@@ -112,6 +112,18 @@ pub struct ServerSettings {
     pub view_types: bool,
     /// Serve over TLS (and require client certificates with `client_ca`). Default: plaintext.
     pub tls: Option<TlsSettings>,
+    /// Memory shared by all running queries, in MiB; operators that can spill to disk do so
+    /// past it, others fail with ResourceExhausted. 0: unlimited. Default 4096.
+    pub memory_limit_mb: u64,
+    /// Longest time a query's result stream may take, in seconds (DeadlineExceeded past it).
+    /// 0: none. Default 300.
+    pub query_timeout_secs: u64,
+    /// Most rows one result may have (ResourceExhausted past it). 0: unlimited. Default 0.
+    pub max_result_rows: u64,
+    /// Queries running at once. Default 16.
+    pub max_concurrent_queries: usize,
+    /// Queries waiting for a slot; more are refused with ResourceExhausted. Default 64.
+    pub max_queued_queries: usize,
 }
 
 /// TLS certificates of the server; paths are relative to the mesh folder.
@@ -139,6 +151,11 @@ impl Default for ServerSettings {
             token_ttl_secs: 12 * 3600,
             view_types: false,
             tls: None,
+            memory_limit_mb: 4096,
+            query_timeout_secs: 300,
+            max_result_rows: 0,
+            max_concurrent_queries: 16,
+            max_queued_queries: 64,
         }
     }
 }

@@ -669,3 +669,118 @@ fn listings_reuse_known_schemas_instead_of_reopening_storage() {
         assert_eq!(status(err).code(), Code::NotFound);
     });
 }
+
+/// Serves a demo mesh whose `server:` section gets `settings` added.
+async fn serve_with(
+    settings: &str,
+    build: bool,
+) -> (
+    tempfile::TempDir,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let dir = crate::common::demo_mesh();
+    if build {
+        // Built without the limits under test.
+        crate::common::build_all(&crate::common::engine(dir.path())).await;
+    }
+    crate::common::edit(
+        &dir.path().join("catalog/mesh.yaml"),
+        "server:\n",
+        &format!("server:\n{settings}"),
+    );
+    let engine = crate::common::engine(dir.path());
+    let (addr, stop) = crate::common::start_server(engine).await;
+    (dir, addr, stop)
+}
+
+async fn error_of(c: &mut Client, sql: &str) -> tonic::Status {
+    let info = match c.execute(sql.into(), None).await {
+        Ok(info) => info,
+        Err(e) => return status(e),
+    };
+    match c.do_get(info.endpoint[0].ticket.clone().unwrap()).await {
+        Err(e) => status(e),
+        Ok(s) => status(s.try_collect::<Vec<_>>().await.unwrap_err()),
+    }
+}
+
+const SLOW: &str = "SELECT count(*) FROM sales.silver.clean_transactions a, sales.silver.clean_transactions b, \
+                    sales.silver.clean_transactions x WHERE a.amount + b.amount + x.amount < 0";
+
+#[test]
+fn deadlines_row_caps_and_memory_limits_have_their_codes() {
+    runtime().block_on(async {
+        let (_dir, addr, _stop) = serve_with(
+            "  query_timeout_secs: 1\n  max_result_rows: 100\n  memory_limit_mb: 8\n",
+            true,
+        )
+        .await;
+        let mut c = client(addr).await;
+        let s = error_of(&mut c, SLOW).await;
+        assert_eq!(s.code(), Code::DeadlineExceeded, "{s:?}");
+        assert_eq!(s.message(), "the query ran longer than 1 s (server.query_timeout_secs)");
+
+        let s = error_of(&mut c, "SELECT * FROM sales.silver.clean_transactions").await;
+        assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+        assert!(s.message().contains("more than 100 rows"), "{}", s.message());
+        let info = c.execute("SELECT * FROM sales.silver.clean_transactions LIMIT 100".into(), None).await.unwrap();
+        assert_eq!(rows(&mut c, info).await, 100);
+
+        // A hash join's build side cannot spill: past the shared pool, the query fails alone.
+        let s = error_of(
+            &mut c,
+            "SELECT count(*) FROM generate_series(1, 3000000) a JOIN generate_series(1, 3000000) b ON a.value = b.value",
+        )
+        .await;
+        assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+        let info = c.execute("SELECT 1".into(), None).await.unwrap();
+        assert_eq!(rows(&mut c, info).await, 1);
+    });
+}
+
+#[test]
+fn a_full_server_refuses_with_resource_exhausted_then_recovers() {
+    runtime().block_on(async {
+        let (_dir, addr, _stop) = serve_with(
+            "  max_concurrent_queries: 1\n  max_queued_queries: 0\n",
+            true,
+        )
+        .await;
+        let mut a = client(addr).await;
+        let mut b = client_as(addr, "analyst").await;
+        // The first query holds the only slot while its stream is open.
+        let info = a.execute(SLOW.into(), None).await.unwrap();
+        let held = a
+            .do_get(info.endpoint[0].ticket.clone().unwrap())
+            .await
+            .expect("first query runs");
+        let s = error_of(&mut b, "SELECT 1").await;
+        assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+        assert!(
+            s.message().contains("the server is busy"),
+            "{}",
+            s.message()
+        );
+
+        // Dropping the stream stops that query and frees the slot.
+        drop(held);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let info = b
+                .execute("SELECT 1".into(), None)
+                .await
+                .expect("planning needs no slot");
+            if let Ok(stream) = b.do_get(info.endpoint[0].ticket.clone().unwrap()).await
+                && stream.try_collect::<Vec<_>>().await.is_ok()
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the slot was never freed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+}
