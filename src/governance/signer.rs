@@ -9,9 +9,13 @@ const TAG_BYTES: usize = 32;
 
 /// Signs and verifies payloads with one key. Each payload is signed for a purpose
 /// (`"ticket"`, `"token"`, ...), so a signature for one purpose is worthless for another.
+///
+/// Keys rotate: [`Signer::with_previous_keys`] keeps accepting what older keys signed while
+/// everything new is signed with the current key.
 #[derive(Clone)]
 pub struct Signer {
     key: Vec<u8>,
+    previous: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -22,7 +26,16 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(key: impl Into<Vec<u8>>) -> Self {
-        Self { key: key.into() }
+        Self {
+            key: key.into(),
+            previous: Vec::new(),
+        }
+    }
+
+    /// Also accepts signatures made with `keys` (keys being rotated out).
+    pub fn with_previous_keys(mut self, keys: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        self.previous.extend(keys);
+        self
     }
 
     /// A signer with a random key: what it signs is valid in this process only.
@@ -31,23 +44,26 @@ impl Signer {
         Self::new(key.to_vec())
     }
 
-    /// From `server.signing_key`: a literal, or `env:NAME` to read an environment variable.
-    pub fn from_setting(setting: Option<&str>) -> Result<Self> {
-        match setting {
-            None => Ok(Self::random()),
-            Some(s) => match s.strip_prefix("env:") {
-                Some(var) => std::env::var(var).map(|v| Self::new(v.into_bytes())).map_err(|_| {
-                    Error::user(format!(
-                        "server.signing_key names environment variable `{var}`, which is not set"
-                    ))
-                }),
-                None => Ok(Self::new(s.as_bytes().to_vec())),
-            },
-        }
+    /// From `server.signing_key` and `server.previous_signing_keys`: literals, or `env:NAME` to
+    /// read an environment variable.
+    pub fn from_settings(current: Option<&str>, previous: &[String]) -> Result<Self> {
+        let signer = match current {
+            None => Self::random(),
+            Some(s) => Self::new(resolve(s)?),
+        };
+        let previous = previous
+            .iter()
+            .map(|p| resolve(p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(signer.with_previous_keys(previous))
     }
 
     fn mac(&self, purpose: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key)
+        Self::mac_with(&self.key, purpose)
+    }
+
+    fn mac_with(key: &[u8], purpose: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(purpose.as_bytes());
         mac.update(&[0]);
@@ -69,9 +85,26 @@ impl Signer {
             return None;
         }
         let (payload, tag) = signed.split_at(signed.len() - TAG_BYTES);
-        let mut mac = self.mac(purpose);
-        mac.update(payload);
-        mac.verify_slice(tag).ok().map(|_| payload)
+        std::iter::once(&self.key)
+            .chain(&self.previous)
+            .any(|key| {
+                let mut mac = Self::mac_with(key, purpose);
+                mac.update(payload);
+                mac.verify_slice(tag).is_ok()
+            })
+            .then_some(payload)
+    }
+}
+
+/// A key setting: a literal, or `env:NAME`.
+fn resolve(setting: &str) -> Result<Vec<u8>> {
+    match setting.strip_prefix("env:") {
+        Some(var) => std::env::var(var).map(String::into_bytes).map_err(|_| {
+            Error::user(format!(
+                "a signing key names environment variable `{var}`, which is not set"
+            ))
+        }),
+        None => Ok(setting.as_bytes().to_vec()),
     }
 }
 
@@ -93,5 +126,19 @@ mod tests {
         altered[0] ^= 1;
         assert_eq!(s.verify("ticket", &altered), None);
         assert_eq!(s.verify("ticket", b"short"), None);
+    }
+
+    #[test]
+    fn rotated_keys_keep_verifying_until_dropped() {
+        let old = Signer::new(b"old".to_vec());
+        let signed = old.sign("token", b"claims");
+        let rotated = Signer::new(b"new".to_vec()).with_previous_keys([b"old".to_vec()]);
+        assert_eq!(rotated.verify("token", &signed), Some(&b"claims"[..]));
+        let fresh = rotated.sign("token", b"claims");
+        assert_eq!(
+            Signer::new(b"new".to_vec()).verify("token", &fresh),
+            Some(&b"claims"[..])
+        );
+        assert_eq!(Signer::new(b"new".to_vec()).verify("token", &signed), None);
     }
 }

@@ -51,7 +51,11 @@ pub struct Server {
 impl Server {
     /// Binds `addr`; connections queue until [`Server::serve`] runs.
     pub async fn bind(engine: Arc<Engine>, addr: SocketAddr) -> Result<Self> {
-        let signer = Signer::from_setting(engine.mesh().server.signing_key.as_deref())?;
+        let settings = &engine.mesh().server;
+        let signer = Signer::from_settings(
+            settings.signing_key.as_deref(),
+            &settings.previous_signing_keys,
+        )?;
         let identity = Arc::new(Identity::new(engine.mesh(), signer.clone()));
         if !identity.required() {
             tracing::warn!("the mesh declares no principals: every client is anonymous");

@@ -105,6 +105,9 @@ pub struct ServerSettings {
     /// it accepts them. Default: a random key per process. `env:NAME` reads an environment
     /// variable.
     pub signing_key: Option<String>,
+    /// Keys being rotated out: what they signed is still accepted; nothing new is signed with
+    /// them. Same forms as `signing_key`.
+    pub previous_signing_keys: Vec<String>,
     /// Lifetime of bearer tokens issued by the handshake, in seconds. Default 12 hours.
     pub token_ttl_secs: u64,
     /// Send Utf8View/BinaryView columns as they are instead of as Utf8/Binary (which older
@@ -148,6 +151,7 @@ impl Default for ServerSettings {
             max_sql_bytes: 1 << 20,
             max_expr_depth: 500,
             signing_key: None,
+            previous_signing_keys: Vec::new(),
             token_ttl_secs: 12 * 3600,
             view_types: false,
             tls: None,
