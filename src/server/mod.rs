@@ -106,10 +106,26 @@ impl Server {
         }
         builder
             .add_service(svc)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(incoming(self.listener), shutdown)
             .await
             .map_err(|e| Error::new(ErrorKind::Unavailable, format!("server stopped: {e}")))
     }
+}
+
+/// Accepted connections with Nagle's algorithm off: small responses (one batch, a listing) must
+/// not wait for delayed ACKs, which otherwise add tens of milliseconds to every call.
+fn incoming(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        if let Ok(stream) = &accepted
+            && let Err(e) = stream.set_nodelay(true)
+        {
+            tracing::warn!(error = %e, "cannot disable Nagle's algorithm on a connection");
+        }
+        accepted
+    })
 }
 
 /// The server's TLS identity and, for mTLS, the CA its clients' certificates must chain to.
