@@ -62,15 +62,7 @@ pub async fn run_pipeline(
     principal: &Principal,
     action: &Action,
 ) -> Result<RunPipelineResult, Status> {
-    // Until domain policies exist, runs are for administrators (or anyone on an open mesh).
-    let admins = &svc.engine.mesh().admin_group;
-    if svc.identity.required() && !principal.in_group(admins) {
-        return Err(Error::permission(format!(
-            "`{}` may not run pipelines: {RUN_PIPELINE} is for members of `{admins}`",
-            principal.name
-        ))
-        .into());
-    }
+    svc.require_admin(principal, "run pipelines")?;
     let request = RunPipelineRequest::decode(action.body.as_ref())
         .map_err(|e| Error::user(format!("invalid {RUN_PIPELINE} body: {e}")))?;
     let selectors: Vec<Selector> = request

@@ -33,14 +33,7 @@ pub async fn ingest(
     command: CommandStatementIngest,
     input: PeekableFlightDataStream,
 ) -> Result<i64, Status> {
-    let admins = &svc.engine.mesh().admin_group;
-    if svc.identity.required() && !principal.in_group(admins) {
-        return Err(Error::permission(format!(
-            "`{}` may not ingest: until domain policies exist, ingest is for members of `{admins}`",
-            principal.name
-        ))
-        .into());
-    }
+    svc.require_admin(principal, "ingest")?;
     if command.temporary {
         return Err(Error::user(
             "temporary tables are not supported; ingest into a raw-layer table",

@@ -81,6 +81,22 @@ impl MeshFlightSql {
     }
 }
 
+impl MeshFlightSql {
+    /// Until domain policies exist, writes (runs, ingest) are for the admin group — or for anyone
+    /// on an open mesh without principals.
+    pub(super) fn require_admin(&self, principal: &Principal, what: &str) -> Result<(), Status> {
+        let admins = &self.engine.mesh().admin_group;
+        if self.identity.required() && !principal.in_group(admins) {
+            return Err(Error::permission(format!(
+                "`{}` may not {what}: until domain policies exist, that is for members of `{admins}`",
+                principal.name
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
 fn read_only(what: &str) -> Status {
     Status::from(Error::permission(format!(
         "{what} is not allowed: meshql clients are read-only (data changes through pipelines)"

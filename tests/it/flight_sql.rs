@@ -265,10 +265,7 @@ fn forged_prepared_handles_and_write_paths_are_refused() {
     runtime().block_on(async {
         let served = serve_demo(false).await;
         let mut c = client(served.addr).await;
-        let token = {
-            let mut login = anonymous_client(served.addr).await;
-            String::from_utf8(login.handshake("admin", "admin").await.unwrap().to_vec()).unwrap()
-        };
+        let token = token_of(served.addr, "admin").await;
         let channel = Channel::from_shared(format!("http://{}", served.addr))
             .unwrap()
             .connect()
@@ -350,28 +347,51 @@ fn authed<T>(message: T, token: &str, cookie: Option<&str>) -> tonic::Request<T>
     request
 }
 
+/// Logs `user` in (password = user name) and answers the bearer token.
+async fn token_of(addr: std::net::SocketAddr, user: &str) -> String {
+    let mut login = anonymous_client(addr).await;
+    let payload = login.handshake(user, user).await.expect("login");
+    String::from_utf8(payload.to_vec()).expect("token")
+}
+
+/// Sends a Flight action; answers its decoded result and the session cookie it set, if any.
+async fn act<M: Message + Default>(
+    raw: &mut FlightServiceClient<Channel>,
+    name: &str,
+    body: Vec<u8>,
+    token: &str,
+    cookie: Option<&str>,
+) -> (M, Option<String>) {
+    let response = raw
+        .do_action(authed(Action::new(name.to_string(), body), token, cookie))
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let set_cookie = response
+        .metadata()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut results = response.into_inner();
+    let first = results
+        .message()
+        .await
+        .expect("result")
+        .expect("one result");
+    (M::decode(first.body.as_ref()).expect("decodes"), set_cookie)
+}
+
 #[test]
 fn session_options_set_the_current_domain_and_layer() {
     use meshql::proto::session::session_option_value::OptionValue;
     use meshql::proto::session::set_session_options_result::ErrorValue;
     use meshql::proto::session::{
-        GetSessionOptionsResult, SessionOptionValue, SetSessionOptionsRequest,
+        CloseSessionResult, GetSessionOptionsResult, SessionOptionValue, SetSessionOptionsRequest,
         SetSessionOptionsResult,
     };
 
     runtime().block_on(async {
         let served = serve_demo(true).await;
-        let token = {
-            let mut login = anonymous_client(served.addr).await;
-            String::from_utf8(
-                login
-                    .handshake("analyst", "analyst")
-                    .await
-                    .unwrap()
-                    .to_vec(),
-            )
-            .unwrap()
-        };
+        let token = token_of(served.addr, "analyst").await;
         let channel = Channel::from_shared(format!("http://{}", served.addr))
             .unwrap()
             .connect()
@@ -381,35 +401,27 @@ fn session_options_set_the_current_domain_and_layer() {
         let text = |s: &str| SessionOptionValue {
             option_value: Some(OptionValue::StringValue(s.into())),
         };
-        let set = SetSessionOptionsRequest {
-            session_options: [
-                ("catalog".to_string(), text("sales")),
-                ("schema".to_string(), text("gold")),
-            ]
-            .into(),
+        let options = |pairs: &[(&str, &str)]| {
+            SetSessionOptionsRequest {
+                session_options: pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), text(v)))
+                    .collect(),
+            }
+            .encode_to_vec()
         };
-        let response = raw
-            .do_action(authed(
-                Action::new("SetSessionOptions", set.encode_to_vec()),
-                &token,
-                None,
-            ))
-            .await
-            .expect("set options");
-        let cookie = response
-            .metadata()
-            .get("set-cookie")
-            .expect("a session cookie")
-            .to_str()
-            .unwrap()
-            .to_string();
-        assert!(cookie.starts_with("arrow_flight_session_id="), "{cookie}");
-        let mut results = response.into_inner();
-        let result = SetSessionOptionsResult::decode(
-            results.message().await.unwrap().unwrap().body.as_ref(),
+
+        let (result, cookie): (SetSessionOptionsResult, _) = act(
+            &mut raw,
+            "SetSessionOptions",
+            options(&[("catalog", "sales"), ("schema", "gold")]),
+            &token,
+            None,
         )
-        .unwrap();
+        .await;
         assert!(result.errors.is_empty(), "{result:?}");
+        let cookie = cookie.expect("a session cookie");
+        assert!(cookie.starts_with("arrow_flight_session_id="), "{cookie}");
 
         // Unqualified names now resolve in sales.gold.
         let mut c = anonymous_client(served.addr).await;
@@ -431,26 +443,14 @@ fn session_options_set_the_current_domain_and_layer() {
         );
 
         // Bad values and names are reported per option; the session keeps its settings.
-        let bad = SetSessionOptionsRequest {
-            session_options: [
-                ("catalog".to_string(), text("nope")),
-                ("colour".to_string(), text("red")),
-            ]
-            .into(),
-        };
-        let mut results = raw
-            .do_action(authed(
-                Action::new("SetSessionOptions", bad.encode_to_vec()),
-                &token,
-                Some(&cookie),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let result = SetSessionOptionsResult::decode(
-            results.message().await.unwrap().unwrap().body.as_ref(),
+        let (result, _): (SetSessionOptionsResult, _) = act(
+            &mut raw,
+            "SetSessionOptions",
+            options(&[("catalog", "nope"), ("colour", "red")]),
+            &token,
+            Some(&cookie),
         )
-        .unwrap();
+        .await;
         assert_eq!(
             result.errors["catalog"].value,
             ErrorValue::InvalidValue as i32
@@ -459,30 +459,14 @@ fn session_options_set_the_current_domain_and_layer() {
             result.errors["colour"].value,
             ErrorValue::InvalidName as i32
         );
-        let mut results = raw
-            .do_action(authed(
-                Action::new("GetSessionOptions", vec![]),
-                &token,
-                Some(&cookie),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let got = GetSessionOptionsResult::decode(
-            results.message().await.unwrap().unwrap().body.as_ref(),
-        )
-        .unwrap();
+        let (got, _): (GetSessionOptionsResult, _) =
+            act(&mut raw, "GetSessionOptions", vec![], &token, Some(&cookie)).await;
         assert_eq!(got.session_options["catalog"], text("sales"));
         assert_eq!(got.session_options["schema"], text("gold"));
 
         // After CloseSession, names resolve against the defaults again.
-        raw.do_action(authed(
-            Action::new("CloseSession", vec![]),
-            &token,
-            Some(&cookie),
-        ))
-        .await
-        .unwrap();
+        let _: (CloseSessionResult, _) =
+            act(&mut raw, "CloseSession", vec![], &token, Some(&cookie)).await;
         let err = c
             .execute("SELECT count(*) FROM daily_revenue".into(), None)
             .await
