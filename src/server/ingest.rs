@@ -2,17 +2,21 @@
 //! warehouse: create, append or replace, each as one atomic Delta commit. Until domain owners
 //! get their raw layers through policies, only the admin group may ingest.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::CommandStatementIngest;
 use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::MemTable;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::provider_as_source;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use futures::{StreamExt, TryStreamExt};
 use tonic::Status;
 
@@ -106,24 +110,31 @@ pub async fn ingest(
         (false, _, _) => WriteMode::Replace,
     };
 
+    // The upload streams into the write: rows are never all held in memory.
     let mut stream =
         FlightRecordBatchStream::new_from_flight_data(input.map_err(FlightError::from));
-    let mut batches: Vec<RecordBatch> = Vec::new();
-    while let Some(batch) = stream.next().await {
-        batches.push(batch.map_err(|e| match e {
-            FlightError::Tonic(status) => *status,
-            other => Status::from(Error::user(format!("invalid ingest data: {other}"))),
-        })?);
-    }
-    let schema = match (batches.first(), stream.schema()) {
+    let first = stream.next().await.transpose().map_err(flight_status)?;
+    let schema = match (&first, stream.schema()) {
         (Some(b), _) => b.schema(),
         (None, Some(s)) => Arc::clone(s),
         (None, None) => {
             return Err(Error::user("the ingest stream carried no schema and no rows").into());
         }
     };
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let table = MemTable::try_new(Arc::clone(&schema), vec![batches]).map_err(Error::from)?;
+    let batches = futures::stream::iter(first.map(Ok))
+        .chain(stream)
+        .map_err(|e| {
+            DataFusionError::External(Box::new(Error::user(format!("invalid ingest data: {e}"))))
+        });
+    let upload = Upload {
+        schema: Arc::clone(&schema),
+        stream: Mutex::new(Some(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            batches,
+        )))),
+    };
+    let table = StreamingTable::try_new(Arc::clone(&schema), vec![Arc::new(upload)])
+        .map_err(Error::from)?;
     let plan = LogicalPlanBuilder::scan("ingest", provider_as_source(Arc::new(table)), None)
         .and_then(|b| b.build())
         .map_err(Error::from)?;
@@ -133,6 +144,44 @@ pub async fn ingest(
     let published = store.write(plan, &state, mode).await;
     catalog.invalidate(&name).await;
     let published = published?;
-    tracing::info!(table = %name, rows, version = published.version, principal = %principal.name, "ingested");
-    Ok(rows as i64)
+    tracing::info!(table = %name, rows = published.rows, version = published.version, principal = %principal.name, "ingested");
+    Ok(published.rows as i64)
+}
+
+fn flight_status(e: FlightError) -> Status {
+    match e {
+        FlightError::Tonic(status) => *status,
+        other => Status::from(Error::user(format!("invalid ingest data: {other}"))),
+    }
+}
+
+/// The uploaded batches as a partition that can be read once.
+struct Upload {
+    schema: SchemaRef,
+    stream: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Upload")
+    }
+}
+
+impl PartitionStream for Upload {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        match self.stream.lock().ok().and_then(|mut s| s.take()) {
+            Some(stream) => stream,
+            None => {
+                let again = DataFusionError::Internal("an upload can be read once".into());
+                Box::pin(RecordBatchStreamAdapter::new(
+                    Arc::clone(&self.schema),
+                    futures::stream::once(async move { Err(again) }),
+                ))
+            }
+        }
+    }
 }

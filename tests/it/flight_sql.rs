@@ -541,6 +541,17 @@ fn ingest_creates_appends_and_replaces_raw_tables() {
         assert_eq!(admin.execute_ingest(replace, send(returns_batch(100..101))).await.unwrap(), 1);
         assert_eq!(count(&mut admin).await, (1, 100));
 
+        // Data that does not fit the table is refused and changes nothing.
+        let wrong = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("other", DataType::Boolean, false)])),
+            vec![Arc::new(BooleanArray::from(vec![true]))],
+        )
+        .unwrap();
+        let append = ingest_command("returns", "raw", Missing::Fail as i32, Exists::Append as i32);
+        let err = admin.execute_ingest(append, send(wrong)).await.unwrap_err();
+        assert_eq!(status(err).code(), Code::InvalidArgument);
+        assert_eq!(count(&mut admin).await, (1, 100));
+
         // Creating what exists, appending to what does not, writing outside raw, non-admins.
         let err = admin.execute_ingest(create, send(returns_batch(0..1))).await.unwrap_err();
         assert_eq!(status(err).code(), Code::FailedPrecondition);
