@@ -8,6 +8,7 @@ mod diagnostic;
 mod files;
 mod load;
 mod rules;
+mod settings;
 pub mod transform;
 mod yaml;
 

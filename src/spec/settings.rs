@@ -1,0 +1,163 @@
+//! Checks of mesh-wide settings in mesh.yaml: the warehouse, the server section (address,
+//! limits, TLS files) and the principals (never a plaintext secret).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::diagnostic::Diagnostic;
+use super::files::{MeshFile, PrincipalFile, ServerSettings};
+use super::load::normalize;
+use super::yaml::Positions;
+
+/// Checks the settings of `spec`; answers the warehouse URL and the server settings with TLS
+/// paths resolved against the mesh folder.
+pub fn check(
+    root: &Path,
+    mesh_file: &Path,
+    spec: &MeshFile,
+    pos: &Positions,
+    diags: &mut Vec<Diagnostic>,
+) -> (String, ServerSettings) {
+    let at = |path: &[&str]| {
+        let p: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        pos.of(&p)
+    };
+    let warehouse = match resolve_warehouse(root, spec.warehouse.as_deref()) {
+        Ok(w) => w,
+        Err(msg) => {
+            let (l, c) = pos.value(&["warehouse".to_string()]);
+            diags.push(Diagnostic::new(mesh_file, l, c, msg));
+            String::new()
+        }
+    };
+    let addr = &spec.server.addr;
+    if addr.parse::<std::net::SocketAddr>().is_err() {
+        let (l, c) = pos.value(&["server".into(), "addr".into()]);
+        diags.push(Diagnostic::new(
+            mesh_file,
+            l,
+            c,
+            format!("invalid server address `{addr}`; expected HOST:PORT such as 127.0.0.1:50051"),
+        ));
+    }
+    if spec.server.max_expr_depth == 0 || spec.server.max_sql_bytes == 0 {
+        let (l, c) = at(&["server"]);
+        diags.push(Diagnostic::new(
+            mesh_file,
+            l,
+            c,
+            "server limits must be greater than zero",
+        ));
+    }
+    let mut server = spec.server.clone();
+    if let Some(tls) = &mut server.tls {
+        let mut resolve = |key: &str, value: &mut String| {
+            let path = normalize(&root.join(&*value));
+            if !path.is_file() {
+                let (l, c) = pos.value(&["server".into(), "tls".into(), key.into()]);
+                diags.push(Diagnostic::new(
+                    mesh_file,
+                    l,
+                    c,
+                    format!("TLS file not found: {}", path.display()),
+                ));
+            }
+            *value = path.display().to_string();
+        };
+        resolve("cert", &mut tls.cert);
+        resolve("key", &mut tls.key);
+        if let Some(ca) = &mut tls.client_ca {
+            resolve("client_ca", ca);
+        }
+    }
+    check_principals(mesh_file, &spec.principals, pos, diags);
+    (warehouse, server)
+}
+
+fn check_principals(
+    file: &Path,
+    principals: &[PrincipalFile],
+    pos: &Positions,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut seen = BTreeSet::new();
+    for (i, p) in principals.iter().enumerate() {
+        let key = |k: &str| vec!["principals".to_string(), i.to_string(), k.to_string()];
+        let (l, c) = pos.value(&key("name"));
+        let valid = !p.name.is_empty()
+            && p.name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_.@-".contains(ch));
+        if !valid {
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!(
+                    "invalid principal name `{}`; expected letters, digits and `_.@-`",
+                    p.name
+                ),
+            ));
+        } else if !seen.insert(p.name.clone()) {
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!("principal `{}` is listed twice", p.name),
+            ));
+        }
+        if let Some(hash) = &p.password_hash
+            && !hash.starts_with("$argon2")
+        {
+            let (l, c) = pos.value(&key("password_hash"));
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                "password_hash must be an Argon2 hash in PHC format ($argon2id$...), never a password; \
+                 make one with `meshql hash-password`",
+            ));
+        }
+        for (j, t) in p.token_hashes.iter().enumerate() {
+            let ok = t
+                .strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.chars().all(|ch| ch.is_ascii_hexdigit()));
+            if !ok {
+                let (l, c) = pos.value(&[
+                    "principals".into(),
+                    i.to_string(),
+                    "token_hashes".into(),
+                    j.to_string(),
+                ]);
+                diags.push(Diagnostic::new(
+                    file,
+                    l,
+                    c,
+                    "token hashes are `sha256:` followed by 64 hex digits; make one with `meshql token`",
+                ));
+            }
+        }
+    }
+}
+
+/// The warehouse as a URL: a local folder (relative to the mesh folder) or an object-store URL.
+fn resolve_warehouse(root: &Path, configured: Option<&str>) -> Result<String, String> {
+    let raw = configured.unwrap_or("./warehouse").trim();
+    if let Some((scheme, rest)) = raw.split_once("://") {
+        const SCHEMES: &[&str] = &["file", "s3", "s3a"];
+        if !SCHEMES.contains(&scheme) {
+            return Err(format!(
+                "unsupported warehouse URL scheme `{scheme}://`; expected a folder or one of: file://, s3://, s3a://"
+            ));
+        }
+        if rest.trim_matches('/').is_empty() {
+            return Err(format!("warehouse URL `{raw}` names no location"));
+        }
+        return Ok(raw.trim_end_matches('/').to_string());
+    }
+    if raw.is_empty() {
+        return Err("the warehouse must not be empty; expected a folder or a URL".into());
+    }
+    let path = normalize(&root.join(raw));
+    Ok(format!("file://{}", path.display()))
+}
