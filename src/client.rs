@@ -16,6 +16,7 @@ use crate::proto::{RunPipelineRequest, RunPipelineResult};
 /// A connection to a meshql (or any Flight SQL) server.
 pub struct Client {
     inner: FlightSqlServiceClient<Channel>,
+    channel: Channel,
 }
 
 /// TLS settings of a client: the CA to trust and, for mTLS, the client's certificate and key
@@ -79,17 +80,42 @@ impl Client {
             )
         })?;
         Ok(Self {
-            inner: FlightSqlServiceClient::new(channel),
+            inner: FlightSqlServiceClient::new(channel.clone()),
+            channel,
         })
     }
 
     /// Logs in with a user name and password (the Flight handshake); later calls carry the
     /// bearer token the server answers.
     pub async fn login(&mut self, user: &str, password: &str) -> Result<()> {
-        self.inner
-            .handshake(user, password)
-            .await
-            .map_err(from_flight)?;
+        // The handshake is sent directly rather than through FlightSqlServiceClient::handshake,
+        // which turns the server's status into a string and loses its code.
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut request = tonic::Request::new(futures::stream::iter([
+            arrow_flight::HandshakeRequest::default(),
+        ]));
+        let header = format!("Basic {basic}")
+            .parse()
+            .map_err(|_| Error::user("the user name or password cannot be sent in a header"))?;
+        request.metadata_mut().insert("authorization", header);
+        let response =
+            arrow_flight::flight_service_client::FlightServiceClient::new(self.channel.clone())
+                .handshake(request)
+                .await
+                .map_err(|s| from_status(&s))?;
+        let token = response
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthenticated,
+                    "the server answered the login without a token",
+                )
+            })?;
+        self.inner.set_token(token.to_string());
         Ok(())
     }
 

@@ -129,6 +129,21 @@ mod tests {
     }
 
     #[test]
+    fn keys_from_settings_and_a_missing_environment_variable() {
+        let literal = Signer::from_settings(Some("abc"), &[]).unwrap();
+        assert!(
+            Signer::new(b"abc".to_vec())
+                .verify("t", &literal.sign("t", b"x"))
+                .is_some()
+        );
+        let err = Signer::from_settings(Some("env:MESHQL_TEST_SURELY_UNSET_KEY"), &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a signing key names environment variable `MESHQL_TEST_SURELY_UNSET_KEY`, which is not set"
+        );
+    }
+
+    #[test]
     fn rotated_keys_keep_verifying_until_dropped() {
         let old = Signer::new(b"old".to_vec());
         let signed = old.sign("token", b"claims");

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (link once), one module per area.
 
+mod cli;
 mod common;
 mod flight;
 mod flight_sql;
