@@ -10,6 +10,7 @@ pub mod error;
 pub mod governance;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 
 /// Messages of `proto/meshql.proto`: the bodies of meshql's custom Flight actions.
 pub mod proto {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use meshql::engine::Engine;
 use meshql::output::{self, Format};
-use meshql::pipeline::{NodeReport, NodeStatus, Run, RunPlan, RunReport, Selector};
+use meshql::pipeline::{JobRun, Run, RunPlan, RunReport, Selector};
+use meshql::progress::{RunDisplay, format_line};
 use meshql::server::Server;
 use meshql::spec::Mesh;
 use meshql::{Error, Result};
@@ -85,7 +86,8 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
-    /// Run pipelines: every transform, or those selected, in dependency order.
+    /// Run pipelines: every transform and job, or those selected, in dependency order. Nodes
+    /// whose definition and inputs are unchanged since their last publish are skipped.
     Run {
         /// `domain`, `domain.layer` or `domain.layer.dataset`; a trailing `+` adds everything
         /// downstream. Repeatable.
@@ -94,6 +96,9 @@ enum Command {
         /// How many nodes may run at once (default: the number of cores).
         #[arg(long)]
         parallelism: Option<usize>,
+        /// Run nodes even when they are up to date.
+        #[arg(long)]
+        force: bool,
         /// Run on a server (e.g. grpc://127.0.0.1:50051) instead of in this process.
         #[arg(long)]
         server: Option<String>,
@@ -102,6 +107,9 @@ enum Command {
     },
     /// Validate the mesh folder and report every problem with file:line:column.
     Check,
+    /// mu-pipelines job files.
+    #[command(subcommand)]
+    Job(JobCommand),
     /// Run one SQL query, embedded or against a running server.
     Query {
         /// The SQL query.
@@ -129,6 +137,27 @@ enum Command {
         /// Target folder.
         #[arg(long, default_value = "schemas")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Run the job items of a mu-pipelines job file, in order. Inside a mesh folder the tables
+    /// it writes must belong to the mesh's domains; elsewhere they are created under
+    /// ./warehouse (serve them with `meshql serve` in the same folder).
+    Run {
+        /// The job file: a JSON array of `{"execution": [...], "destination": [...]}` items.
+        job: PathBuf,
+        /// mu-pipelines global properties (`{"library": "spark"}`); accepted for compatibility.
+        #[arg(long)]
+        global_properties: Option<PathBuf>,
+        /// mu-pipelines connection properties (`{"connections": [...]}`); accepted for
+        /// compatibility.
+        #[arg(long)]
+        connection_properties: Option<PathBuf>,
+        /// Run items even when they are up to date.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -206,13 +235,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let mut client = auth.connect(&url).await?;
             let result = client.run_pipeline(&select).await?;
             for n in &result.nodes {
-                print_row(
-                    &n.status,
-                    &n.dataset,
-                    n.rows,
-                    n.duration_seconds,
-                    n.version,
-                    &n.message,
+                println!(
+                    "{}",
+                    format_line(
+                        &n.status,
+                        &n.dataset,
+                        n.rows,
+                        n.duration_seconds,
+                        n.version,
+                        &n.message,
+                    )
                 );
             }
             Ok(if result.succeeded {
@@ -221,6 +253,25 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Job(JobCommand::Run {
+            job,
+            global_properties,
+            connection_properties,
+            force,
+        }) => {
+            run_job_file(
+                &cli.mesh,
+                &job,
+                global_properties,
+                connection_properties,
+                force,
+            )
+            .await
+        }
+        Command::Serve { addr, no_build } if !has_mesh_file(&cli.mesh) => {
+            let mesh = standalone(&cli.mesh, &[])?;
+            serve(Engine::new(Arc::new(mesh))?, addr, no_build).await
+        }
         command => {
             let engine = Engine::new(Arc::new(load(&cli.mesh)?))?;
             match command {
@@ -228,8 +279,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 Command::Run {
                     select,
                     parallelism,
+                    force,
                     ..
-                } => run(engine, &select, parallelism).await,
+                } => run(engine, &select, parallelism, force).await,
                 Command::Query { sql, format, .. } => {
                     let state = engine.session();
                     let (schema, stream) = engine.execute(&sql, &state).await?;
@@ -241,6 +293,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     print(format, &batch.schema(), &[batch])
                 }
                 Command::Check
+                | Command::Job(_)
                 | Command::Schema { .. }
                 | Command::HashPassword
                 | Command::Token => {
@@ -294,66 +347,155 @@ fn print(
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_node(r: &NodeReport) {
-    let detail = match &r.status {
-        NodeStatus::Succeeded => "",
-        NodeStatus::Failed(why) | NodeStatus::Skipped(why) => why.as_str(),
-    };
-    let name = r.name.to_string();
-    print_row(
-        r.status.label(),
-        &name,
-        r.rows,
-        r.duration.as_secs_f64(),
-        r.version,
-        detail,
-    );
-}
-
-/// One line per node: status, dataset, rows, duration, published version, why it failed.
-fn print_row(
-    status: &str,
-    dataset: &str,
-    rows: Option<u64>,
-    secs: f64,
-    version: Option<u64>,
-    detail: &str,
-) {
-    let rows = rows.map(|n| format!("{n} rows")).unwrap_or_default();
-    let version = version.map(|v| format!("v{v}")).unwrap_or_default();
-    let detail = if detail.is_empty() {
-        String::new()
-    } else {
-        format!("  {detail}")
-    };
-    println!("{status:<8} {dataset:<45} {rows:>12} {secs:>8.2}s {version:>6}{detail}");
-}
-
-async fn execute_run(engine: Arc<Engine>, plan: RunPlan, parallelism: Option<usize>) -> RunReport {
+async fn execute_run(
+    engine: Arc<Engine>,
+    plan: RunPlan,
+    parallelism: Option<usize>,
+    force: bool,
+) -> RunReport {
     println!("running {} node(s)", plan.nodes.len());
-    let mut run = Run::new(engine, plan).with_progress(print_node);
+    let display = RunDisplay::new();
+    let mut run = Run::new(engine, plan)
+        .with_force(force)
+        .with_progress(move |e| display.event(e));
     if let Some(n) = parallelism {
         run = run.with_parallelism(n);
     }
     let report = run.await;
+    summary(&report);
+    report
+}
+
+fn summary(report: &RunReport) {
     println!(
-        "done in {:.2}s: {} ok, {} failed, {} skipped",
+        "done in {:.2}s: {} ok, {} up to date, {} failed, {} skipped (run {})",
         report.duration.as_secs_f64(),
         report.count("ok"),
+        report.count("up_to_date"),
         report.count("failed"),
-        report.count("skipped")
+        report.count("skipped"),
+        report.run_id
     );
-    report
+    for e in &report.history_errors {
+        eprintln!("warning: the run history was not fully recorded: {e}");
+    }
 }
 
 async fn run(
     engine: Arc<Engine>,
     select: &[String],
     parallelism: Option<usize>,
+    force: bool,
 ) -> Result<ExitCode> {
     let selectors: Vec<Selector> = select.iter().map(|s| s.parse()).collect::<Result<_>>()?;
     let plan = RunPlan::new(engine.mesh(), &selectors)?;
-    let report = execute_run(engine, plan, parallelism).await;
+    let report = execute_run(engine, plan, parallelism, force).await;
+    Ok(if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn has_mesh_file(dir: &Path) -> bool {
+    dir.join("catalog").join("mesh.yaml").is_file()
+}
+
+/// The mesh of a folder without mesh.yaml: the tables of its `warehouse/` plus `extra`.
+fn standalone(dir: &Path, extra: &[meshql::spec::DatasetName]) -> Result<Mesh> {
+    let probe = Mesh::standalone(dir, &[]);
+    let mut tables = meshql::storage::Warehouse::new(probe.warehouse.clone())?.discover();
+    tables.extend(extra.iter().cloned());
+    if tables.is_empty() {
+        return Err(Error::not_found(format!(
+            "no mesh in {}: catalog/mesh.yaml not found, and no tables in {}/warehouse \
+             (run `meshql job run JOB.json` there first, or pass --mesh DIR)",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(Mesh::standalone(dir, &tables))
+}
+
+/// Reads a mu-pipelines properties file: JSON, otherwise ignored.
+fn properties(path: &Path, what: &str) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::user(format!("cannot read {what} {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::user(format!(
+            "{}:{}:{}: invalid JSON in {what}: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+async fn run_job_file(
+    mesh_dir: &Path,
+    job: &Path,
+    global_properties: Option<PathBuf>,
+    connection_properties: Option<PathBuf>,
+    force: bool,
+) -> Result<ExitCode> {
+    if let Some(p) = &global_properties {
+        let props = properties(p, "global properties")?;
+        match props.get("library").and_then(|l| l.as_str()) {
+            Some(l) if l.eq_ignore_ascii_case("spark") => {}
+            Some(other) => eprintln!(
+                "note: library `{other}` in {} is ignored; meshql runs the job itself",
+                p.display()
+            ),
+            None => {}
+        }
+    }
+    if let Some(p) = &connection_properties {
+        properties(p, "connection properties")?;
+    }
+    let text = std::fs::read_to_string(job)
+        .map_err(|e| Error::user(format!("cannot read job file {}: {e}", job.display())))?;
+    let mut diags = Vec::new();
+    let parsed = meshql::spec::job::parse(job, &text, &mut diags);
+    let file = match parsed {
+        Some(f) if diags.is_empty() => f,
+        _ => {
+            eprintln!("{}", meshql::spec::Diagnostics(diags));
+            return Err(Error::user(format!(
+                "the job file {} is invalid",
+                job.display()
+            )));
+        }
+    };
+    let mesh = if has_mesh_file(mesh_dir) {
+        load(mesh_dir)?
+    } else {
+        let outputs: Vec<_> = file
+            .jobs
+            .iter()
+            .flat_map(|j| j.outputs().cloned())
+            .collect();
+        let mut tables = outputs.clone();
+        tables.extend(
+            file.jobs
+                .iter()
+                .flat_map(|j| j.dependencies().map(|d| d.name.clone())),
+        );
+        standalone(mesh_dir, &tables)?
+    };
+    let engine = Engine::new(Arc::new(mesh))?;
+    let base = std::env::current_dir()
+        .map_err(|e| Error::user(format!("cannot read the working directory: {e}")))?;
+    println!(
+        "running {} job item(s) of {}",
+        file.jobs.len(),
+        job.display()
+    );
+    let display = RunDisplay::new();
+    let report = JobRun::new(engine, file, base)
+        .with_force(force)
+        .with_progress(move |e| display.event(e))
+        .await;
+    summary(&report);
     Ok(if report.succeeded() {
         ExitCode::SUCCESS
     } else {
@@ -364,8 +506,10 @@ async fn run(
 async fn serve(engine: Arc<Engine>, addr: Option<SocketAddr>, no_build: bool) -> Result<ExitCode> {
     if !no_build {
         let mut missing = false;
-        for (dataset, _) in engine.mesh().transforms() {
-            if engine.catalog().snapshot(&dataset.name).await?.is_none() {
+        for dataset in engine.mesh().nodes() {
+            if !engine.catalog().is_view(&dataset.name)
+                && engine.catalog().snapshot(&dataset.name).await?.is_none()
+            {
                 missing = true;
                 break;
             }
@@ -373,11 +517,15 @@ async fn serve(engine: Arc<Engine>, addr: Option<SocketAddr>, no_build: bool) ->
         if missing {
             println!("the warehouse is missing tables; building them first");
             let plan = RunPlan::new(engine.mesh(), &[])?;
-            let report = execute_run(Arc::clone(&engine), plan, None).await;
+            let report = execute_run(Arc::clone(&engine), plan, None, false).await;
             if !report.succeeded() {
                 eprintln!("warning: some tables failed to build; serving what is published");
             }
         }
+    }
+    // mesh.catalog.* describe what is served now.
+    if let Err(e) = meshql::pipeline::refresh_system_catalog(&engine).await {
+        eprintln!("warning: cannot refresh the mesh system catalog: {e}");
     }
     let addr = match addr {
         Some(a) => a,
@@ -396,16 +544,22 @@ async fn serve(engine: Arc<Engine>, addr: Option<SocketAddr>, no_build: bool) ->
         "grpc"
     };
     let mesh = engine.mesh();
-    let example = mesh
-        .transforms()
-        .find(|(d, _)| d.name.layer == "gold")
-        .or_else(|| mesh.transforms().next())
-        .map(|(d, _)| d.name.to_string());
+    let tables: Vec<_> = engine
+        .catalog()
+        .dataset_names()
+        .into_iter()
+        .filter(|n| n.domain != meshql::catalog::SYSTEM_CATALOG)
+        .collect();
+    let example = tables
+        .iter()
+        .find(|n| n.layer == "gold")
+        .or_else(|| tables.first())
+        .map(|n| n.to_string());
     println!(
         "meshql serving mesh `{}` ({} domains, {} datasets) on {scheme}://{local}",
         mesh.name,
         mesh.domains.len(),
-        mesh.datasets().count()
+        tables.len()
     );
     if let Some(table) = example {
         let login = if mesh.principals.is_empty() {

@@ -5,13 +5,15 @@
 //! version written by another process becomes visible within the configured staleness bound.
 
 mod providers;
+mod system;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::CatalogProvider;
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::datasource::ViewTable;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -19,10 +21,11 @@ use datafusion::prelude::SessionConfig;
 use moka::future::Cache;
 
 use crate::error::{Error, Result};
-use crate::spec::{DatasetName, Mesh};
+use crate::spec::{DatasetKind, DatasetName, Materialization, Mesh};
 use crate::storage::{TableSnapshot, TableStore, Warehouse};
 
 pub use providers::{DomainCatalog, LayerSchema};
+pub use system::{SYSTEM_CATALOG, SystemCatalog, system_schema, system_tables};
 
 /// Every dataset of the mesh with its store, and a cache of opened versions.
 pub struct MeshCatalog {
@@ -36,6 +39,8 @@ pub struct MeshCatalog {
     schemas: Cache<DatasetName, SchemaRef>,
     /// Session used to open tables (schema inference of sources); shares the engine's runtime.
     open_state: SessionState,
+    /// This catalog, for planning views over it.
+    me: Weak<MeshCatalog>,
 }
 
 impl std::fmt::Debug for MeshCatalog {
@@ -62,6 +67,9 @@ impl MeshCatalog {
         }
         // Tables in the warehouse that no file declares (ingested raw tables) are served too,
         // in the domains and layers the mesh declares.
+        for name in system_tables() {
+            stores.insert(name.clone(), warehouse.system_store(&name)?);
+        }
         for name in warehouse.discover() {
             let declared_layer = mesh
                 .domain(&name.domain)
@@ -79,13 +87,14 @@ impl MeshCatalog {
             .with_runtime_env(runtime)
             .with_default_features()
             .build();
-        Ok(Arc::new(Self {
+        Ok(Arc::new_cyclic(|me| Self {
             mesh,
             warehouse,
             stores: RwLock::new(stores),
             cache,
             schemas: Cache::builder().max_capacity(100_000).build(),
             open_state,
+            me: me.clone(),
         }))
     }
 
@@ -131,8 +140,59 @@ impl MeshCatalog {
         Ok(Arc::clone(stores.entry(name.clone()).or_insert(store)))
     }
 
-    /// The latest committed version of a dataset (cached); `None` if never published.
+    /// Whether `name` is a view (planned into each query, never stored).
+    pub fn is_view(&self, name: &DatasetName) -> bool {
+        self.view_sql(name).is_some()
+    }
+
+    fn view_sql(&self, name: &DatasetName) -> Option<&str> {
+        match &self.mesh.dataset(name)?.kind {
+            DatasetKind::Transform(t) if t.options.materialized == Materialization::View => {
+                Some(&t.sql)
+            }
+            _ => None,
+        }
+    }
+
+    /// Plans a view over the current versions of what it reads.
+    async fn plan_view(&self, name: &DatasetName, sql: &str) -> Result<TableSnapshot> {
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| Error::internal("the catalog is gone"))?;
+        let list = MemoryCatalogProviderList::new();
+        for (domain, provider) in me.domain_catalogs() {
+            list.register_catalog(domain, provider);
+        }
+        list.register_catalog(
+            SYSTEM_CATALOG.to_string(),
+            Arc::new(SystemCatalog::new(Arc::clone(&me))),
+        );
+        let mut config = self.open_state.config().clone();
+        let options = config.options_mut();
+        options.catalog.default_catalog = name.domain.clone();
+        options.catalog.default_schema = name.layer.clone();
+        let state = SessionStateBuilder::new_from_existing(self.open_state.clone())
+            .with_config(config)
+            .with_catalog_list(Arc::new(list))
+            .build();
+        let plan = state
+            .create_logical_plan(sql)
+            .await
+            .map_err(|e| Error::from(e).with_context("view", name.to_string()))?;
+        Ok(TableSnapshot {
+            provider: Arc::new(ViewTable::new(plan, Some(sql.to_string()))),
+            version: None,
+            last_modified: None,
+        })
+    }
+
+    /// The latest committed version of a dataset (cached); `None` if never published. A view
+    /// is planned afresh each time, over the versions current now.
     pub async fn snapshot(&self, name: &DatasetName) -> Result<Option<Arc<TableSnapshot>>> {
+        if let Some(sql) = self.view_sql(name) {
+            return Ok(Some(Arc::new(self.plan_view(name, sql).await?)));
+        }
         let Some(store) = self.store(name) else {
             return Err(self.not_found(name));
         };

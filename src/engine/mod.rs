@@ -11,6 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider, TableProvider,
+};
 use datafusion::common::TableReference;
 use datafusion::execution::SessionState;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
@@ -25,9 +29,13 @@ use tokio::sync::oneshot;
 
 pub use guard::SqlLimits;
 
-use crate::catalog::MeshCatalog;
+use crate::catalog::{MeshCatalog, SYSTEM_CATALOG, SystemCatalog};
 use crate::error::{Error, Result};
 use crate::spec::{DatasetName, Mesh};
+
+/// Catalog and schema of a job's step outputs (see [`Engine::session_with_locals`]).
+const LOCAL_CATALOG: &str = "_job";
+const LOCAL_SCHEMA: &str = "steps";
 
 /// Stack size of planner threads: deep enough for any plan the guard lets through.
 const PLANNER_STACK_BYTES: usize = 256 * 1024 * 1024;
@@ -101,6 +109,10 @@ impl Engine {
         for (name, provider) in catalog.domain_catalogs() {
             template.catalog_list().register_catalog(name, provider);
         }
+        template.catalog_list().register_catalog(
+            SYSTEM_CATALOG.to_string(),
+            Arc::new(SystemCatalog::new(Arc::clone(&catalog))),
+        );
         Ok(Arc::new(Self {
             catalog,
             template,
@@ -134,6 +146,35 @@ impl Engine {
         options.catalog.default_catalog = path.domain.clone();
         options.catalog.default_schema = path.layer.clone();
         state
+    }
+
+    /// A session where bare table names are `locals` (the outputs of a job's earlier steps) and
+    /// mesh tables are named in full (`domain.layer.dataset`).
+    pub fn session_with_locals(
+        &self,
+        locals: Vec<(String, Arc<dyn TableProvider>)>,
+    ) -> Result<SessionState> {
+        let list = MemoryCatalogProviderList::new();
+        let template = self.template.catalog_list();
+        for name in template.catalog_names() {
+            if let Some(c) = template.catalog(&name) {
+                list.register_catalog(name, c);
+            }
+        }
+        let schema = MemorySchemaProvider::new();
+        for (name, table) in locals {
+            schema.register_table(name, table)?;
+        }
+        let steps = MemoryCatalogProvider::new();
+        steps.register_schema(LOCAL_SCHEMA, Arc::new(schema))?;
+        list.register_catalog(LOCAL_CATALOG.to_string(), Arc::new(steps));
+        let mut state = SessionStateBuilder::new_from_existing(self.template.clone())
+            .with_catalog_list(Arc::new(list))
+            .build();
+        let options = state.config_mut().options_mut();
+        options.catalog.default_catalog = LOCAL_CATALOG.into();
+        options.catalog.default_schema = LOCAL_SCHEMA.into();
+        Ok(state)
     }
 
     /// Plans a read-only query. Parsing, checks and planning run on a large-stack thread.
@@ -221,6 +262,12 @@ async fn check_references(
             continue;
         }
         let name = DatasetName::resolve(&reference, &domain, &layer);
+        // A job's step outputs, and the system catalog (whose tables read empty until written).
+        if name.domain == LOCAL_CATALOG
+            || (name.domain == SYSTEM_CATALOG && catalog.store(&name).is_some())
+        {
+            continue;
+        }
         if catalog.store(&name).is_none() {
             return Err(catalog.not_found(&name));
         }
@@ -231,6 +278,16 @@ async fn check_references(
         }
     }
     Ok(())
+}
+
+/// How a dataset is produced, in listings: `transform`, `job`, `source` or `ingested`.
+pub fn dataset_kind(dataset: Option<&crate::spec::Dataset>) -> &'static str {
+    match dataset.map(|d| &d.kind) {
+        Some(crate::spec::DatasetKind::Transform(_)) => "transform",
+        Some(crate::spec::DatasetKind::Job(_)) => "job",
+        Some(crate::spec::DatasetKind::Source(_)) => "source",
+        None => "ingested",
+    }
 }
 
 impl Engine {
@@ -250,24 +307,25 @@ impl Engine {
             self.catalog
                 .dataset_names()
                 .into_iter()
-                .filter(|n| self.mesh().dataset(n).is_none()),
+                .filter(|n| self.mesh().dataset(n).is_none() && n.domain != SYSTEM_CATALOG),
         );
         for name in &names {
             let store = self
                 .catalog
                 .store(name)
                 .ok_or_else(|| self.catalog.not_found(name))?;
-            let kind = match self.mesh().dataset(name).map(|d| &d.kind) {
-                Some(crate::spec::DatasetKind::Transform(_)) => "transform",
-                Some(crate::spec::DatasetKind::Source(_)) => "source",
-                None => "ingested",
+            let kind = dataset_kind(self.mesh().dataset(name));
+            let format = if self.catalog.is_view(name) {
+                "view"
+            } else {
+                store.format()
             };
             for (col, v) in cols.iter_mut().zip([
                 &name.domain,
                 &name.layer,
                 &name.dataset,
                 &kind.to_string(),
-                &store.format().to_string(),
+                &format.to_string(),
             ]) {
                 col.push(Some(v.clone()));
             }
@@ -310,7 +368,9 @@ impl Engine {
         )?)
     }
 
-    async fn count_rows(&self, name: &DatasetName) -> Result<u64> {
+    /// Rows of the latest version of `name` (a `count(*)`, answered from file statistics where
+    /// the format keeps them).
+    pub async fn count_rows(&self, name: &DatasetName) -> Result<u64> {
         use datafusion::arrow::array::{Array, Int64Array};
         use futures::TryStreamExt;
 

@@ -49,17 +49,20 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
-    /// Plans the nodes `selectors` name (all transforms when empty).
+    /// Plans the nodes `selectors` name (every transform and job when empty). A selector
+    /// naming any table a job writes selects that job.
     pub fn new(mesh: &Mesh, selectors: &[Selector]) -> Result<Self> {
         let mut all_upstream: BTreeMap<DatasetName, Vec<DatasetName>> = BTreeMap::new();
-        for (ds, t) in mesh.transforms() {
-            let deps = t
-                .dependencies
-                .iter()
-                .map(|d| d.name.clone())
-                .filter(|n| mesh.transforms().any(|(other, _)| other.name == *n))
+        for node in mesh.nodes() {
+            let mut deps: Vec<DatasetName> = mesh
+                .node_dependencies(node)
+                .into_iter()
+                .filter_map(|d| mesh.node_of(&d.name))
+                .filter(|n| *n != node.name)
                 .collect();
-            all_upstream.insert(ds.name.clone(), deps);
+            deps.sort();
+            deps.dedup();
+            all_upstream.insert(node.name.clone(), deps);
         }
 
         let mut selected: BTreeSet<DatasetName> = BTreeSet::new();
@@ -67,18 +70,20 @@ impl RunPlan {
             selected.extend(all_upstream.keys().cloned());
         }
         for sel in selectors {
-            let matched: Vec<DatasetName> = all_upstream
-                .keys()
-                .filter(|n| sel.matches(n))
-                .cloned()
+            let mut matched: Vec<DatasetName> = mesh
+                .datasets()
+                .filter(|d| sel.matches(&d.name))
+                .filter_map(|d| mesh.node_of(&d.name))
                 .collect();
+            matched.sort();
+            matched.dedup();
             if matched.is_empty() {
                 let hint = mesh
                     .suggest(&sel.parts.join("."))
                     .map(|s| format!("; did you mean `{s}`?"))
                     .unwrap_or_default();
                 return Err(Error::not_found(format!(
-                    "selector `{}` matches no transform{hint}",
+                    "selector `{}` matches no transform or job{hint}",
                     sel.parts.join(".")
                 )));
             }

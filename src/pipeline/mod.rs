@@ -1,11 +1,18 @@
-//! Pipelines: the DAG of transforms, planned from the SQL they read, run in dependency order.
+//! Pipelines: transforms (SQL files) and mu-pipelines job items as one DAG, planned from the SQL
+//! they read and run in dependency order.
 //!
 //! [`RunPlan::new`] picks the nodes a selection names; [`Run`] executes them — independent nodes
-//! in parallel — each as one atomic publish. A failed node keeps its table at the previous
-//! version and its dependants are skipped.
+//! in parallel — each as one atomic publish per table, skipping nodes that are up to date. A
+//! failed node keeps its tables at their previous versions and its dependants are skipped.
+//! [`JobRun`] runs the items of one job file. Every node ends up in `mesh.ops.runs`.
 
 mod dag;
+mod history;
+mod incremental;
+pub mod job;
+mod node;
 mod run;
 
 pub use dag::{RunPlan, Selector};
-pub use run::{NodeReport, NodeStatus, Run, RunReport};
+pub use history::refresh as refresh_system_catalog;
+pub use run::{JobRun, NodeReport, NodeStatus, Run, RunEvent, RunReport};

@@ -1,26 +1,35 @@
-//! Executing a [`RunPlan`].
+//! Executing a [`RunPlan`] (or the job items of one file, [`JobRun`]), recording every node in
+//! `mesh.ops.runs`.
 
 use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
+use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::dag::RunPlan;
-use crate::engine::{Engine, SearchPath};
-use crate::error::{Error, Result};
+use super::history;
+use super::node::{self, Done, NodeResult, Work};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::spec::job::JobFile;
 use crate::spec::{DatasetKind, DatasetName};
-use crate::storage::{Published, WriteMode};
 
 /// How a node ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeStatus {
     /// Published a new version.
     Succeeded,
+    /// Nothing to do: its definition and everything it reads are unchanged since its last
+    /// publish.
+    UpToDate,
     /// Failed; the table keeps its previous version.
     Failed(String),
     /// Not run because a node it reads failed or was skipped.
@@ -28,36 +37,62 @@ pub enum NodeStatus {
 }
 
 impl NodeStatus {
+    /// `ok`, `up_to_date`, `failed` or `skipped` (as in `mesh.ops.runs`).
     pub fn label(&self) -> &'static str {
         match self {
             NodeStatus::Succeeded => "ok",
+            NodeStatus::UpToDate => "up_to_date",
             NodeStatus::Failed(_) => "failed",
             NodeStatus::Skipped(_) => "skipped",
         }
+    }
+
+    /// Why it failed or was skipped.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            NodeStatus::Failed(why) | NodeStatus::Skipped(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    fn is_success(&self) -> bool {
+        matches!(self, NodeStatus::Succeeded | NodeStatus::UpToDate)
     }
 }
 
 /// What happened to one node.
 #[derive(Debug, Clone)]
 pub struct NodeReport {
-    pub name: DatasetName,
+    /// The node: the table it writes (the first one, for a job writing several), or
+    /// `file#item` for a job writing only files.
+    pub name: String,
+    /// `transform` or `job`.
+    pub kind: &'static str,
     pub status: NodeStatus,
     pub rows: Option<u64>,
+    pub started_at: DateTime<Utc>,
     pub duration: Duration,
-    /// Version published by this run.
+    /// Version published by this run (or current, when up to date).
     pub version: Option<u64>,
+    /// What the node read: dataset → version, `file:<path>` → size and modification time.
+    pub inputs: BTreeMap<String, Value>,
 }
 
 /// What happened to every node of a run, in completion order.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
+    pub run_id: String,
     pub nodes: Vec<NodeReport>,
     pub duration: Duration,
+    /// Problems recording the run in the `mesh` system catalog (the nodes' tables are
+    /// published regardless).
+    pub history_errors: Vec<String>,
 }
 
 impl RunReport {
+    /// Every node published or was up to date.
     pub fn succeeded(&self) -> bool {
-        self.nodes.iter().all(|n| n.status == NodeStatus::Succeeded)
+        self.nodes.iter().all(|n| n.status.is_success())
     }
 
     pub fn count(&self, label: &str) -> usize {
@@ -67,12 +102,55 @@ impl RunReport {
             .count()
     }
 
-    pub fn node(&self, name: &DatasetName) -> Option<&NodeReport> {
-        self.nodes.iter().find(|n| n.name == *name)
+    pub fn node(&self, name: &str) -> Option<&NodeReport> {
+        self.nodes.iter().find(|n| n.name == name)
     }
 }
 
-type Progress = Arc<dyn Fn(&NodeReport) + Send + Sync>;
+/// What a run tells its observer.
+#[derive(Debug)]
+pub enum RunEvent<'a> {
+    /// A node started.
+    Started { name: &'a str, kind: &'static str },
+    /// A node ended (or was skipped).
+    Finished(&'a NodeReport),
+    /// Text of a `print` destination.
+    Printed { name: &'a str, text: &'a str },
+}
+
+type Observer = Arc<dyn Fn(&RunEvent<'_>) + Send + Sync>;
+
+fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Options shared by [`Run`] and [`JobRun`].
+#[derive(Clone)]
+struct Options {
+    parallelism: usize,
+    observer: Option<Observer>,
+    force: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            observer: None,
+            force: false,
+        }
+    }
+}
+
+impl Options {
+    fn emit(&self, event: &RunEvent<'_>) {
+        if let Some(o) = &self.observer {
+            o(event);
+        }
+    }
+}
 
 /// One execution of a [`RunPlan`]; `.await` it.
 ///
@@ -87,32 +165,33 @@ type Progress = Arc<dyn Fn(&NodeReport) + Send + Sync>;
 pub struct Run {
     engine: Arc<Engine>,
     plan: RunPlan,
-    parallelism: usize,
-    progress: Option<Progress>,
+    options: Options,
 }
 
 impl Run {
     pub fn new(engine: Arc<Engine>, plan: RunPlan) -> Self {
-        let parallelism = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
         Self {
             engine,
             plan,
-            parallelism,
-            progress: None,
+            options: Options::default(),
         }
     }
 
     /// At most `n` nodes at once (default: the number of cores).
     pub fn with_parallelism(mut self, n: usize) -> Self {
-        self.parallelism = n.max(1);
+        self.options.parallelism = n.max(1);
         self
     }
 
-    /// Called as each node ends.
-    pub fn with_progress(mut self, f: impl Fn(&NodeReport) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(f));
+    /// Called as nodes start and end.
+    pub fn with_progress(mut self, f: impl Fn(&RunEvent<'_>) + Send + Sync + 'static) -> Self {
+        self.options.observer = Some(Arc::new(f));
+        self
+    }
+
+    /// Run nodes even when they are up to date.
+    pub fn with_force(mut self, force: bool) -> Self {
+        self.options.force = force;
         self
     }
 
@@ -121,94 +200,91 @@ impl Run {
         let Run {
             engine,
             plan,
-            parallelism,
-            progress,
+            options,
         } = self;
+        let run_id = new_run_id();
         let mut outcome: BTreeMap<DatasetName, bool> = BTreeMap::new();
         let mut pending: Vec<DatasetName> = plan.nodes.clone();
-        let mut tasks: JoinSet<(DatasetName, Result<Published>, Duration)> = JoinSet::new();
-        let mut report = RunReport::default();
-        let mut record = |r: NodeReport, outcome: &mut BTreeMap<DatasetName, bool>| {
-            outcome.insert(r.name.clone(), r.status == NodeStatus::Succeeded);
-            if let Some(p) = &progress {
-                p(&r);
-            }
-            report.nodes.push(r);
+        let mut tasks: JoinSet<(DatasetName, NodeReport)> = JoinSet::new();
+        let mut report = RunReport {
+            run_id: run_id.clone(),
+            ..Default::default()
         };
 
         loop {
             // Skip nodes whose inputs failed; start nodes whose inputs all succeeded.
+            let mut finished: Vec<(DatasetName, NodeReport)> = Vec::new();
             let mut i = 0;
             while i < pending.len() {
                 let name = &pending[i];
                 let deps = &plan.upstream[name];
                 if let Some(bad) = deps.iter().find(|d| outcome.get(*d) == Some(&false)) {
                     let r = NodeReport {
-                        name: name.clone(),
+                        name: name.to_string(),
+                        kind: node_kind(&engine, name),
                         status: NodeStatus::Skipped(format!("upstream `{bad}` did not succeed")),
                         rows: None,
+                        started_at: Utc::now(),
                         duration: Duration::ZERO,
                         version: None,
+                        inputs: BTreeMap::new(),
                     };
-                    pending.remove(i);
-                    record(r, &mut outcome);
+                    let name = pending.remove(i);
+                    outcome.insert(name.clone(), false);
+                    finished.push((name, r));
                     i = 0;
                     continue;
                 }
-                if tasks.len() < parallelism && deps.iter().all(|d| outcome.get(d) == Some(&true)) {
+                if tasks.len() < options.parallelism
+                    && deps.iter().all(|d| outcome.get(d) == Some(&true))
+                {
                     let name = pending.remove(i);
                     let engine = Arc::clone(&engine);
+                    let options = options.clone();
+                    let run_id = run_id.clone();
                     tasks.spawn(async move {
-                        let t0 = Instant::now();
-                        let result = AssertUnwindSafe(run_node(&engine, &name))
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(Error::internal(format!("node `{name}` panicked")))
-                            });
-                        (name, result, t0.elapsed())
+                        let r = run_mesh_node(&engine, &name, &run_id, &options).await;
+                        (name, r)
                     });
                     continue;
                 }
                 i += 1;
             }
+            for (name, r) in finished {
+                options.emit(&RunEvent::Finished(&r));
+                record(&engine, &mut report, r, &name).await;
+            }
 
             let Some(joined) = tasks.join_next().await else {
                 break;
             };
-            let r = match joined {
-                Ok((name, Ok(published), duration)) => NodeReport {
-                    name,
-                    status: NodeStatus::Succeeded,
-                    rows: Some(published.rows),
-                    duration,
-                    version: Some(published.version),
-                },
-                Ok((name, Err(e), duration)) => NodeReport {
-                    name,
-                    status: NodeStatus::Failed(e.to_string()),
-                    rows: None,
-                    duration,
-                    version: None,
-                },
+            match joined {
+                Ok((name, r)) => {
+                    outcome.insert(name.clone(), r.status.is_success());
+                    options.emit(&RunEvent::Finished(&r));
+                    record(&engine, &mut report, r, &name).await;
+                }
                 Err(join) => {
                     // Panics are caught inside the task; only a cancelled runtime lands here.
                     tracing::error!(error = %join, "pipeline task ended abnormally");
-                    continue;
                 }
-            };
-            record(r, &mut outcome);
+            }
         }
         for name in pending {
             let r = NodeReport {
-                name,
+                name: name.to_string(),
+                kind: node_kind(&engine, &name),
                 status: NodeStatus::Skipped("the run stopped before this node".into()),
                 rows: None,
+                started_at: Utc::now(),
                 duration: Duration::ZERO,
                 version: None,
+                inputs: BTreeMap::new(),
             };
-            record(r, &mut outcome);
+            options.emit(&RunEvent::Finished(&r));
+            record(&engine, &mut report, r, &name).await;
         }
+        refresh(&engine, &mut report).await;
         report.duration = started.elapsed();
         report
     }
@@ -223,28 +299,194 @@ impl IntoFuture for Run {
     }
 }
 
-/// Computes one transform and publishes it in one commit.
-async fn run_node(engine: &Engine, name: &DatasetName) -> Result<Published> {
-    let dataset = engine
-        .mesh()
-        .dataset(name)
-        .ok_or_else(|| engine.catalog().not_found(name))?;
-    let DatasetKind::Transform(transform) = &dataset.kind else {
-        return Err(Error::user(format!(
-            "`{name}` is a source, not a transform"
-        )));
+fn node_kind(engine: &Engine, name: &DatasetName) -> &'static str {
+    match engine.mesh().dataset(name).map(|d| &d.kind) {
+        Some(DatasetKind::Job(_)) => "job",
+        _ => "transform",
+    }
+}
+
+/// Appends one node's row to `mesh.ops.runs` and keeps it in the report.
+async fn record(engine: &Engine, report: &mut RunReport, r: NodeReport, _name: &DatasetName) {
+    if let Err(e) = history::record(engine, &report.run_id, std::slice::from_ref(&r)).await {
+        tracing::warn!(error = %e, "cannot record the node in mesh.ops.runs");
+        report.history_errors.push(e.to_string());
+    }
+    report.nodes.push(r);
+}
+
+async fn refresh(engine: &Engine, report: &mut RunReport) {
+    if let Err(e) = history::refresh(engine).await {
+        tracing::warn!(error = %e, "cannot refresh the mesh system catalog");
+        report.history_errors.push(e.to_string());
+    }
+}
+
+/// Runs one node of the mesh, catching panics.
+async fn run_mesh_node(
+    engine: &Engine,
+    name: &DatasetName,
+    run_id: &str,
+    options: &Options,
+) -> NodeReport {
+    let label = name.to_string();
+    let Some(dataset) = engine.mesh().dataset(name) else {
+        return failed(label, "transform", engine.catalog().not_found(name));
     };
-    let store = engine
-        .catalog()
-        .store(name)
-        .ok_or_else(|| engine.catalog().not_found(name))?;
-    let state = engine.session_in(&SearchPath {
-        domain: name.domain.clone(),
-        layer: name.layer.clone(),
-    });
-    let plan = engine.plan(&transform.sql, &state).await?;
-    let published = store.write(plan, &state, WriteMode::Replace).await;
-    // Whatever happened, the next reader must look at the table afresh.
-    engine.catalog().invalidate(name).await;
-    published
+    let work = match &dataset.kind {
+        DatasetKind::Transform(t) => Work::Transform(dataset, t),
+        DatasetKind::Job(job) => {
+            let base = engine
+                .mesh()
+                .domain(&name.domain)
+                .map(|d| d.folder.clone())
+                .unwrap_or_default();
+            Work::Job(job, base)
+        }
+        DatasetKind::Source(_) => {
+            return failed(
+                label,
+                "source",
+                Error::user(format!("`{name}` is a source, not a transform or job")),
+            );
+        }
+    };
+    run_work(engine, &label, &work, run_id, options).await
+}
+
+fn failed(name: String, kind: &'static str, e: Error) -> NodeReport {
+    NodeReport {
+        name,
+        kind,
+        status: NodeStatus::Failed(e.to_string()),
+        rows: None,
+        started_at: Utc::now(),
+        duration: Duration::ZERO,
+        version: None,
+        inputs: BTreeMap::new(),
+    }
+}
+
+async fn run_work(
+    engine: &Engine,
+    label: &str,
+    work: &Work<'_>,
+    run_id: &str,
+    options: &Options,
+) -> NodeReport {
+    let kind = work.kind();
+    options.emit(&RunEvent::Started { name: label, kind });
+    let started_at = Utc::now();
+    let t0 = Instant::now();
+    let print = |text: &str| options.emit(&RunEvent::Printed { name: label, text });
+    let result = AssertUnwindSafe(node::execute(engine, work, run_id, options.force, &print))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| NodeResult {
+            outcome: Err(Error::internal(format!("node `{label}` panicked"))),
+            rows: None,
+            version: None,
+            inputs: BTreeMap::new(),
+        });
+    let status = match result.outcome {
+        Ok(Done::Published) => NodeStatus::Succeeded,
+        Ok(Done::UpToDate) => NodeStatus::UpToDate,
+        Err(e) => NodeStatus::Failed(e.to_string()),
+    };
+    NodeReport {
+        name: label.to_string(),
+        kind,
+        status,
+        rows: result.rows,
+        started_at,
+        duration: t0.elapsed(),
+        version: result.version,
+        inputs: result.inputs,
+    }
+}
+
+/// The job items of one file, run in order; `.await` it. A failed item stops the items after
+/// it (they are reported as skipped).
+pub struct JobRun {
+    engine: Arc<Engine>,
+    file: JobFile,
+    base: PathBuf,
+    options: Options,
+}
+
+impl JobRun {
+    /// Relative file locations in the jobs resolve against `base` (the working directory, as
+    /// for mu-pipelines).
+    pub fn new(engine: Arc<Engine>, file: JobFile, base: impl Into<PathBuf>) -> Self {
+        Self {
+            engine,
+            file,
+            base: base.into(),
+            options: Options::default(),
+        }
+    }
+
+    /// Called as job items start and end, and with `print` output.
+    pub fn with_progress(mut self, f: impl Fn(&RunEvent<'_>) + Send + Sync + 'static) -> Self {
+        self.options.observer = Some(Arc::new(f));
+        self
+    }
+
+    /// Run items even when they are up to date.
+    pub fn with_force(mut self, force: bool) -> Self {
+        self.options.force = force;
+        self
+    }
+
+    async fn execute(self) -> RunReport {
+        let started = Instant::now();
+        let mut report = RunReport {
+            run_id: new_run_id(),
+            ..Default::default()
+        };
+        let mut stopped = false;
+        for job in &self.file.jobs {
+            let label = job
+                .outputs()
+                .next()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| job.label());
+            let r = if stopped {
+                NodeReport {
+                    name: label,
+                    kind: "job",
+                    status: NodeStatus::Skipped("an earlier job item failed".into()),
+                    rows: None,
+                    started_at: Utc::now(),
+                    duration: Duration::ZERO,
+                    version: None,
+                    inputs: BTreeMap::new(),
+                }
+            } else {
+                let work = Work::Job(job, self.base.clone());
+                run_work(&self.engine, &label, &work, &report.run_id, &self.options).await
+            };
+            stopped |= !r.status.is_success();
+            self.options.emit(&RunEvent::Finished(&r));
+            if let Err(e) =
+                history::record(&self.engine, &report.run_id, std::slice::from_ref(&r)).await
+            {
+                tracing::warn!(error = %e, "cannot record the job in mesh.ops.runs");
+                report.history_errors.push(e.to_string());
+            }
+            report.nodes.push(r);
+        }
+        refresh(&self.engine, &mut report).await;
+        report.duration = started.elapsed();
+        report
+    }
+}
+
+impl IntoFuture for JobRun {
+    type Output = RunReport;
+    type IntoFuture = Pin<Box<dyn Future<Output = RunReport> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.execute())
+    }
 }

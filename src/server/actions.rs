@@ -13,7 +13,7 @@ use super::service::MeshFlightSql;
 use super::ticket::{Purpose, SignedStatement};
 use crate::error::Error;
 use crate::governance::Principal;
-use crate::pipeline::{NodeStatus, Run, RunPlan, Selector};
+use crate::pipeline::{Run, RunPlan, Selector};
 use crate::proto::{NodeResult, RunPipelineRequest, RunPipelineResult};
 
 /// `Action.type` of the run-pipeline action.
@@ -76,10 +76,7 @@ pub async fn run_pipeline(
         .nodes
         .iter()
         .map(|n| {
-            let message = match &n.status {
-                NodeStatus::Succeeded => String::new(),
-                NodeStatus::Failed(why) | NodeStatus::Skipped(why) => why.clone(),
-            };
+            let message = n.status.detail().unwrap_or_default().to_string();
             NodeResult {
                 dataset: n.name.to_string(),
                 status: n.status.label().to_string(),

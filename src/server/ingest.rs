@@ -73,13 +73,21 @@ pub async fn ingest(
         .into());
     }
     let catalog = svc.engine.catalog();
-    if let Some(dataset) = svc.engine.mesh().dataset(&name)
-        && matches!(dataset.kind, DatasetKind::Source(_))
-    {
-        return Err(Error::permission(format!(
-            "`{name}` is a read-only source declared in the mesh"
-        ))
-        .into());
+    match svc.engine.mesh().dataset(&name).map(|d| (&d.kind, &d.file)) {
+        Some((DatasetKind::Source(_), _)) => {
+            return Err(Error::permission(format!(
+                "`{name}` is a read-only source declared in the mesh"
+            ))
+            .into());
+        }
+        Some((DatasetKind::Job(_), file)) => {
+            return Err(Error::permission(format!(
+                "`{name}` is written by the job {}; run that job instead of ingesting",
+                file.display()
+            ))
+            .into());
+        }
+        _ => {}
     }
 
     let options = command.table_definition_options.unwrap_or_default();
@@ -141,7 +149,7 @@ pub async fn ingest(
 
     let store = catalog.store_or_create(&name)?;
     let state = svc.engine.session();
-    let published = store.write(plan, &state, mode).await;
+    let published = store.write(plan, &state, &mode, Default::default()).await;
     catalog.invalidate(&name).await;
     let published = published?;
     tracing::info!(table = %name, rows = published.rows, version = published.version, principal = %principal.name, "ingested");

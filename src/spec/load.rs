@@ -2,9 +2,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::files::{DomainFile, MeshFile, SourceFile};
+use super::job::{self, DestinationKind};
 use super::settings;
 use super::yaml::{self, Positions};
 use super::{
@@ -75,6 +77,15 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
                 l,
                 c,
                 format!("invalid domain name `{}`; expected {NAME_RULE}", entry.name),
+            ));
+            continue;
+        }
+        if entry.name == "mesh" {
+            diags.push(Diagnostic::new(
+                &mesh_file,
+                l,
+                c,
+                "`mesh` is the name of the system catalog (mesh.catalog, mesh.ops, mesh.lineage); choose another domain name",
             ));
             continue;
         }
@@ -219,6 +230,7 @@ fn load_domain(
         }
     }
     load_transforms(name, sql_dir, &layers, &mut datasets, diags);
+    load_jobs(name, &folder, &layers, &mut datasets, diags);
     // Layer order first (raw, silver, gold), then names: how listings show a domain.
     datasets.sort_by_key(|d| {
         (
@@ -415,6 +427,77 @@ fn load_transforms(
                     kind: DatasetKind::Transform(t),
                 };
                 push_unique(datasets, ds, (1, 1), diags);
+            }
+        }
+    }
+}
+
+/// Job files in `<domain folder>/jobs/*.json`: every table a job item writes is a dataset of this
+/// domain.
+fn load_jobs(
+    domain: &str,
+    folder: &Path,
+    layers: &[String],
+    datasets: &mut Vec<Dataset>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let dir = folder.join("jobs");
+    let Ok(entries) = sorted_entries(&dir) else {
+        return;
+    };
+    for file in entries {
+        if file.is_dir() || !file_name(&file).ends_with(".json") {
+            diags.push(Diagnostic::new(
+                &file,
+                1,
+                1,
+                "unexpected entry; jobs/ holds mu-pipelines job files (*.json)",
+            ));
+            continue;
+        }
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(Diagnostic::new(
+                    &file,
+                    1,
+                    1,
+                    format!("cannot read job file: {e}"),
+                ));
+                continue;
+            }
+        };
+        let Some(parsed) = job::parse(&file, &text, diags) else {
+            continue;
+        };
+        for job in parsed.jobs {
+            let job = Arc::new(job);
+            for dest in &job.destinations {
+                let DestinationKind::Table { name, .. } = &dest.kind else {
+                    continue;
+                };
+                let here = |msg: String| Diagnostic::new(&file, dest.at.line, dest.at.column, msg);
+                if name.domain != domain {
+                    diags.push(here(format!(
+                        "`{name}`: a job of domain `{domain}` writes into its own domain only"
+                    )));
+                    continue;
+                }
+                if !layers.contains(&name.layer) {
+                    diags.push(here(format!(
+                        "`{name}`: unknown layer `{}`; domain `{domain}` has layers: {}",
+                        name.layer,
+                        layers.join(", ")
+                    )));
+                    continue;
+                }
+                let ds = Dataset {
+                    name: name.clone(),
+                    file: file.clone(),
+                    description: None,
+                    kind: DatasetKind::Job(Arc::clone(&job)),
+                };
+                push_unique(datasets, ds, (dest.at.line, dest.at.column), diags);
             }
         }
     }

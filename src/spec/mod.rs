@@ -6,6 +6,7 @@
 
 mod diagnostic;
 mod files;
+pub mod job;
 mod load;
 mod rules;
 mod settings;
@@ -13,12 +14,14 @@ pub mod transform;
 mod yaml;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 pub use files::{
     DomainFile, DomainRef, MeshFile, PrincipalFile, ServerSettings, SourceFile, SourceFormat,
     TableFormatName, TlsSettings, json_schemas,
 };
+pub use job::Job;
 pub use transform::{DatasetName, Dependency, Materialization, Transform, TransformOptions};
 
 /// A validated mesh: every domain, layer and dataset, ready to plan and serve.
@@ -67,6 +70,8 @@ pub struct Dataset {
 pub enum DatasetKind {
     /// Produced by a SQL transform, stored in the warehouse.
     Transform(Transform),
+    /// Written by a mu-pipelines job item (which may write several datasets).
+    Job(Arc<Job>),
     /// Read-only files registered in place.
     Source(Source),
 }
@@ -87,6 +92,66 @@ impl Mesh {
         load::load(dir.as_ref())
     }
 
+    /// A mesh for a folder without `catalog/mesh.yaml`: its warehouse is `<dir>/warehouse`, and
+    /// its domains and layers are those of `tables` (found in the warehouse, or about to be
+    /// written by a job). Nothing is declared, so every table is served as it is found.
+    pub fn standalone(dir: impl AsRef<Path>, tables: &[DatasetName]) -> Mesh {
+        let root = load::normalize(
+            &std::env::current_dir()
+                .unwrap_or_default()
+                .join(dir.as_ref()),
+        );
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "local".into());
+        let mut domains: Vec<Domain> = Vec::new();
+        for t in tables {
+            let i = match domains.iter().position(|d| d.name == t.domain) {
+                Some(i) => i,
+                None => {
+                    domains.push(Domain {
+                        name: t.domain.clone(),
+                        owner: String::new(),
+                        description: None,
+                        layers: Vec::new(),
+                        folder: root.clone(),
+                        datasets: Vec::new(),
+                    });
+                    domains.len() - 1
+                }
+            };
+            if !domains[i].layers.contains(&t.layer) {
+                domains[i].layers.push(t.layer.clone());
+            }
+        }
+        // raw, silver, gold first, then any other layer by name.
+        let rank = |l: &String| {
+            (
+                files::default_layers()
+                    .iter()
+                    .position(|d| d == l)
+                    .unwrap_or(3),
+                l.clone(),
+            )
+        };
+        for d in &mut domains {
+            d.layers.sort_by_key(rank);
+        }
+        domains.sort_by(|a, b| a.name.cmp(&b.name));
+        Mesh {
+            warehouse: format!("file://{}", root.join("warehouse").display()),
+            root,
+            name,
+            description: None,
+            default_format: TableFormatName::Delta,
+            server: ServerSettings::default(),
+            domains,
+            principals: Vec::new(),
+            admin_group: "admins".into(),
+        }
+    }
+
     pub fn domain(&self, name: &str) -> Option<&Domain> {
         self.domains.iter().find(|d| d.name == name)
     }
@@ -103,12 +168,38 @@ impl Mesh {
             .find(|d| d.name == *name)
     }
 
-    /// Datasets produced by transforms (the nodes of the pipeline DAG).
+    /// Datasets produced by transforms.
     pub fn transforms(&self) -> impl Iterator<Item = (&Dataset, &Transform)> {
         self.datasets().filter_map(|d| match &d.kind {
             DatasetKind::Transform(t) => Some((d, t)),
-            DatasetKind::Source(_) => None,
+            _ => None,
         })
+    }
+
+    /// The nodes of the pipeline DAG: every transform, and every job item (named by the first
+    /// table it writes).
+    pub fn nodes(&self) -> impl Iterator<Item = &Dataset> {
+        self.datasets()
+            .filter(|d| self.node_of(&d.name).as_ref() == Some(&d.name))
+    }
+
+    /// The DAG node producing `name`: itself for a transform, the job's first output for a job;
+    /// `None` for sources and unknown names.
+    pub fn node_of(&self, name: &DatasetName) -> Option<DatasetName> {
+        match &self.dataset(name)?.kind {
+            DatasetKind::Transform(_) => Some(name.clone()),
+            DatasetKind::Job(job) => job.outputs().next().cloned(),
+            DatasetKind::Source(_) => None,
+        }
+    }
+
+    /// Tables a node reads.
+    pub fn node_dependencies<'a>(&self, node: &'a Dataset) -> Vec<&'a Dependency> {
+        match &node.kind {
+            DatasetKind::Transform(t) => t.dependencies.iter().collect(),
+            DatasetKind::Job(j) => j.dependencies().collect(),
+            DatasetKind::Source(_) => Vec::new(),
+        }
     }
 
     /// The closest dataset name to `wanted`, for "did you mean" hints.

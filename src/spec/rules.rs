@@ -10,11 +10,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::diagnostic::{Diagnostic, did_you_mean};
-use super::{DatasetKind, DatasetName, Mesh};
+use super::{Dataset, DatasetKind, DatasetName, Dependency, Mesh};
+
+/// Where a node's read of `dep` is written: the SQL position for transforms, the job item for jobs.
+fn read_position(ds: &Dataset, dep: &Dependency) -> (usize, usize) {
+    match &ds.kind {
+        DatasetKind::Job(job) => (job.at.line, job.at.column),
+        _ => (dep.line, dep.column),
+    }
+}
 
 pub fn check(mesh: &Mesh, diags: &mut Vec<Diagnostic>) {
     let all: Vec<String> = mesh.datasets().map(|d| d.name.to_string()).collect();
-    for (ds, t) in mesh.transforms() {
+    for (ds, _) in mesh.transforms() {
         if ds.name.layer == "raw" {
             diags.push(Diagnostic::new(
                 &ds.file,
@@ -27,8 +35,11 @@ pub fn check(mesh: &Mesh, diags: &mut Vec<Diagnostic>) {
                 ),
             ));
         }
-        for dep in &t.dependencies {
-            let here = |msg: String| Diagnostic::new(&ds.file, dep.line, dep.column, msg);
+    }
+    for ds in mesh.nodes() {
+        for dep in mesh.node_dependencies(ds) {
+            let (line, column) = read_position(ds, dep);
+            let here = |msg: String| Diagnostic::new(&ds.file, line, column, msg);
             let name = &dep.name;
             let Some(domain) = mesh.domain(&name.domain) else {
                 let domains: Vec<&str> = mesh.domains.iter().map(|d| d.name.as_str()).collect();
@@ -86,22 +97,16 @@ fn layer_violation(reader: &DatasetName, read: &DatasetName) -> Option<&'static 
     }
 }
 
-/// Reports each dependency cycle among transforms once, at the edge that closes it.
+/// Reports each dependency cycle among nodes once, at the edge that closes it.
 fn cycles(mesh: &Mesh, diags: &mut Vec<Diagnostic>) {
-    let mut edges: BTreeMap<&DatasetName, Vec<&DatasetName>> = BTreeMap::new();
-    for (ds, t) in mesh.transforms() {
-        let deps = t
-            .dependencies
-            .iter()
-            .map(|d| &d.name)
-            .filter(|n| {
-                matches!(
-                    mesh.dataset(n).map(|d| &d.kind),
-                    Some(DatasetKind::Transform(_))
-                )
-            })
+    let mut edges: BTreeMap<DatasetName, Vec<DatasetName>> = BTreeMap::new();
+    for ds in mesh.nodes() {
+        let deps = mesh
+            .node_dependencies(ds)
+            .into_iter()
+            .filter_map(|d| mesh.node_of(&d.name))
             .collect();
-        edges.insert(&ds.name, deps);
+        edges.insert(ds.name.clone(), deps);
     }
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -111,7 +116,7 @@ fn cycles(mesh: &Mesh, diags: &mut Vec<Diagnostic>) {
     let mut marks: BTreeMap<&DatasetName, Mark> = BTreeMap::new();
     let mut reported: BTreeSet<Vec<&DatasetName>> = BTreeSet::new();
     // Iterative DFS: (node, index of next dependency to visit).
-    for start in edges.keys().copied() {
+    for start in edges.keys() {
         if marks.contains_key(start) {
             continue;
         }
@@ -127,7 +132,7 @@ fn cycles(mesh: &Mesh, diags: &mut Vec<Diagnostic>) {
             if let Some(top) = stack.last_mut() {
                 top.1 += 1;
             }
-            let dep = deps[next];
+            let dep = &deps[next];
             match marks.get(dep) {
                 None => {
                     marks.insert(dep, Mark::Visiting);
@@ -158,14 +163,11 @@ fn report_cycle(
     diags: &mut Vec<Diagnostic>,
 ) {
     let Some(ds) = mesh.dataset(node) else { return };
-    let DatasetKind::Transform(t) = &ds.kind else {
-        return;
-    };
-    let (line, column) = t
-        .dependencies
-        .iter()
-        .find(|d| d.name == *dep)
-        .map(|d| (d.line, d.column))
+    let (line, column) = mesh
+        .node_dependencies(ds)
+        .into_iter()
+        .find(|d| mesh.node_of(&d.name).as_ref() == Some(dep))
+        .map(|d| read_position(ds, d))
         .unwrap_or((1, 1));
     let path: Vec<String> = cycle.iter().map(|n| n.to_string()).collect();
     diags.push(Diagnostic::new(

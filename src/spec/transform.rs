@@ -85,17 +85,41 @@ pub enum Materialization {
     /// Full refresh: the table is replaced by the query's result in one atomic commit.
     #[default]
     Table,
+    /// Only new rows: appended past the high-water mark of `@watermark`, or merged on
+    /// `@unique_key` (through Delta MERGE). The first run creates the table.
+    Incremental,
+    /// Not stored: the SQL is planned into every query that reads the dataset.
+    View,
+}
+
+impl Materialization {
+    pub fn name(self) -> &'static str {
+        match self {
+            Materialization::Table => "table",
+            Materialization::Incremental => "incremental",
+            Materialization::View => "view",
+        }
+    }
 }
 
 /// Options from the `-- @key: value` lines of a transform's header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransformOptions {
-    /// `@materialized`: `table` (default).
+    /// `@materialized`: `table` (default), `incremental` or `view`.
     pub materialized: Materialization,
+    /// `@unique_key: a, b`: the merge key of an incremental model.
+    pub unique_key: Vec<String>,
+    /// `@watermark: column`: an incremental model appends rows whose `column` is greater than the
+    /// table's maximum.
+    pub watermark: Option<String>,
 }
 
-/// The option keys a header may hold, with the values each accepts.
-pub const OPTION_KEYS: &[(&str, &[&str])] = &[("materialized", &["table"])];
+/// The option keys a header may hold, with the values each accepts (empty: a column list).
+pub const OPTION_KEYS: &[(&str, &[&str])] = &[
+    ("materialized", &["table", "incremental", "view"]),
+    ("unique_key", &[]),
+    ("watermark", &[]),
+];
 
 /// A table the transform reads, with where the name stands in the file.
 #[derive(Debug, Clone)]
@@ -155,6 +179,7 @@ fn parse_header(
 ) -> (Option<String>, TransformOptions) {
     let mut description: Vec<&str> = Vec::new();
     let mut options = TransformOptions::default();
+    let mut options_line = 1;
     for (i, raw) in sql.lines().enumerate() {
         let line_no = i + 1;
         let trimmed = raw.trim_start();
@@ -196,7 +221,7 @@ fn parse_header(
                     ),
                 ));
             }
-            Some((_, allowed)) if !allowed.contains(&value) => {
+            Some((_, allowed)) if !allowed.is_empty() && !allowed.contains(&value) => {
                 let value_col = col + 1 + raw[col..].find(value).unwrap_or(0);
                 diags.push(Diagnostic::new(
                     file,
@@ -208,11 +233,42 @@ fn parse_header(
                     ),
                 ));
             }
-            Some(_) => {
-                // `materialized` is the only key today and `table` its only value.
-                options.materialized = Materialization::Table;
-            }
+            Some((k, _)) => match *k {
+                "materialized" => {
+                    options.materialized = match value {
+                        "incremental" => Materialization::Incremental,
+                        "view" => Materialization::View,
+                        _ => Materialization::Table,
+                    };
+                    options_line = line_no;
+                }
+                "unique_key" => {
+                    options.unique_key = value
+                        .split(',')
+                        .map(|c| c.trim().to_string())
+                        .filter(|c| !c.is_empty())
+                        .collect()
+                }
+                _ => options.watermark = Some(value.to_string()).filter(|v| !v.is_empty()),
+            },
         }
+    }
+    let incremental = options.materialized == Materialization::Incremental;
+    if incremental && options.unique_key.is_empty() && options.watermark.is_none() {
+        diags.push(Diagnostic::new(
+            file,
+            options_line,
+            1,
+            "an incremental transform needs `-- @watermark: column` (append new rows) or `-- @unique_key: columns` (merge)",
+        ));
+    }
+    if !incremental && (!options.unique_key.is_empty() || options.watermark.is_some()) {
+        diags.push(Diagnostic::new(
+            file,
+            options_line,
+            1,
+            "`@unique_key` and `@watermark` apply to `-- @materialized: incremental` only",
+        ));
     }
     let description = (!description.is_empty()).then(|| description.join(" "));
     (description, options)
@@ -362,8 +418,8 @@ mod tests {
         assert_eq!(
             got,
             [
-                "1:4 unknown transform option `@materialised`; expected one of: materialized",
-                "2:19 invalid value `cube` for `@materialized`; expected one of: table",
+                "1:4 unknown transform option `@materialised`; expected one of: materialized, unique_key, watermark",
+                "2:19 invalid value `cube` for `@materialized`; expected one of: table, incremental, view",
             ]
         );
     }

@@ -4,14 +4,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use datafusion::common::Column;
 use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::DataFrame;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
-use super::{Published, TableSnapshot, TableStore, WriteMode};
+use super::{CommitMetadata, Published, TableSnapshot, TableStore, WriteMode};
 use crate::error::{Error, Result};
 
 /// A Delta table at a URL; created by its first publish.
@@ -84,11 +88,28 @@ impl TableStore for DeltaStore {
         }))
     }
 
+    async fn last_commit_metadata(&self) -> Result<Option<CommitMetadata>> {
+        let Some(table) = self.load().await? else {
+            return Ok(None);
+        };
+        let Some(info) = last_commit(&table).await else {
+            return Ok(None);
+        };
+        Ok(Some(
+            info.info
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(METADATA_PREFIX))
+                .map(|(k, v)| (k[METADATA_PREFIX.len()..].to_string(), v))
+                .collect(),
+        ))
+    }
+
     async fn write(
         &self,
         plan: LogicalPlan,
         session: &SessionState,
-        mode: WriteMode,
+        mode: &WriteMode,
+        metadata: CommitMetadata,
     ) -> Result<Published> {
         if self.url.scheme() == "file"
             && let Ok(path) = self.url.to_file_path()
@@ -100,7 +121,16 @@ impl TableStore for DeltaStore {
                 )
             })?;
         }
-        let table = match self.load().await? {
+        let commit = CommitProperties::default().with_metadata(
+            metadata
+                .into_iter()
+                .map(|(k, v)| (format!("{METADATA_PREFIX}{k}"), v)),
+        );
+        let existing = self.load().await?;
+        if let (WriteMode::Merge { keys }, Some(table)) = (mode, &existing) {
+            return self.merge(table.clone(), plan, session, keys, commit).await;
+        }
+        let table = match existing {
             Some(table) => table,
             None => DeltaTableBuilder::from_url(self.url.clone())
                 .and_then(|b| b.build())
@@ -109,9 +139,11 @@ impl TableStore for DeltaStore {
         let builder = table
             .write(Vec::new())
             .with_input_plan(plan)
-            .with_session_state(Arc::new(session.clone()));
+            .with_session_state(Arc::new(session.clone()))
+            .with_commit_properties(commit);
         let builder = match mode {
-            WriteMode::Replace => builder
+            // Merging into a table that does not exist yet creates it.
+            WriteMode::Replace | WriteMode::Merge { .. } => builder
                 .with_save_mode(SaveMode::Overwrite)
                 .with_schema_mode(SchemaMode::Overwrite),
             WriteMode::Append => builder.with_save_mode(SaveMode::Append),
@@ -127,6 +159,73 @@ impl TableStore for DeltaStore {
         Ok(Published { version, rows })
     }
 }
+
+impl DeltaStore {
+    /// Delta MERGE on `keys`: matched rows take every column of the new row, the others are
+    /// inserted.
+    async fn merge(
+        &self,
+        table: DeltaTable,
+        plan: LogicalPlan,
+        session: &SessionState,
+        keys: &[String],
+        commit: CommitProperties,
+    ) -> Result<Published> {
+        let columns: Vec<String> = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        for key in keys {
+            if !columns.contains(key) {
+                return Err(Error::user(format!(
+                    "merge key `{key}` is not a column of the new rows (columns: {})",
+                    columns.join(", ")
+                ))
+                .with_context("table", &self.location));
+            }
+        }
+        let side = |alias: &str, c: &str| Expr::Column(Column::new(Some(alias), c));
+        let predicate = keys
+            .iter()
+            .map(|k| side("target", k).eq(side("source", k)))
+            .reduce(Expr::and)
+            .ok_or_else(|| Error::user("a merge needs at least one key column"))?;
+        let source = DataFrame::new(session.clone(), plan);
+        let quoted = |c: &str| format!("`{c}`");
+        let (table, metrics) = table
+            .merge(source, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_session_state(Arc::new(session.clone()))
+            .with_commit_properties(commit)
+            .when_matched_update(|mut u| {
+                for c in &columns {
+                    u = u.update(quoted(c).as_str(), side("source", c));
+                }
+                u
+            })
+            .and_then(|b| {
+                b.when_not_matched_insert(|mut i| {
+                    for c in &columns {
+                        i = i.set(quoted(c).as_str(), side("source", c));
+                    }
+                    i
+                })
+            })
+            .map_err(|e| Error::from(e).with_context("table", &self.location))?
+            .await
+            .map_err(|e| Error::from(e).with_context("table", &self.location))?;
+        Ok(Published {
+            version: table.version().unwrap_or(0),
+            rows: (metrics.num_target_rows_inserted + metrics.num_target_rows_updated) as u64,
+        })
+    }
+}
+
+/// Prefix of meshql's keys in Delta commit metadata.
+const METADATA_PREFIX: &str = "meshql.";
 
 async fn last_commit(table: &DeltaTable) -> Option<deltalake::kernel::CommitInfo> {
     table.history(Some(1)).await.ok()?.next()

@@ -13,7 +13,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 
-use super::{Published, TableSnapshot, TableStore, WriteMode};
+use super::{CommitMetadata, Published, TableSnapshot, TableStore, WriteMode};
 use crate::error::{Error, Result};
 use crate::spec::{Source, SourceFormat};
 
@@ -90,11 +90,16 @@ impl TableStore for FileStore {
         &self,
         _plan: LogicalPlan,
         _session: &SessionState,
-        _mode: WriteMode,
+        _mode: &WriteMode,
+        _metadata: CommitMetadata,
     ) -> Result<Published> {
         Err(Error::permission(format!(
             "`{}` is a read-only source; only warehouse tables can be published",
             self.source.location
         )))
+    }
+
+    async fn last_commit_metadata(&self) -> Result<Option<CommitMetadata>> {
+        Ok(None)
     }
 }

@@ -55,24 +55,37 @@ pub trait TableStore: Send + Sync + Debug {
     /// Opens the latest committed version; `None` when nothing was ever published.
     async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>>;
 
-    /// Writes the rows of `plan` in one atomic commit — replacing the contents or appending to
-    /// them: readers see the previous version or the new one, never a mix. The plan is streamed,
-    /// never collected. A table that does not exist yet is created.
+    /// Writes the rows of `plan` in one atomic commit — replacing the contents, appending to
+    /// them or merging into them: readers see the previous version or the new one, never a mix.
+    /// The plan is streamed, never collected. A table that does not exist yet is created.
+    /// `metadata` is recorded in the commit (see [`TableStore::last_commit_metadata`]).
     async fn write(
         &self,
         plan: LogicalPlan,
         session: &SessionState,
-        mode: WriteMode,
+        mode: &WriteMode,
+        metadata: CommitMetadata,
     ) -> Result<Published>;
+
+    /// What the latest commit recorded with [`TableStore::write`]; `None` when nothing was ever
+    /// published (or the format keeps no commit metadata).
+    async fn last_commit_metadata(&self) -> Result<Option<CommitMetadata>>;
 }
 
+/// Key/values recorded in a commit beside the rows (in Delta's `commitInfo`): the run, the
+/// versions of the inputs, the definition's fingerprint.
+pub type CommitMetadata = std::collections::BTreeMap<String, serde_json::Value>;
+
 /// How a write treats the rows already in the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteMode {
     /// The new rows replace the table's contents (and schema).
     Replace,
     /// The new rows are added; their schema must match the table's.
     Append,
+    /// Rows whose key matches a row of the table update it; the others are inserted. The key
+    /// must be unique among the new rows (checked by the caller).
+    Merge { keys: Vec<String> },
 }
 
 /// The storage root of a mesh and the layout of datasets in it.
@@ -127,6 +140,12 @@ impl Warehouse {
         Ok(Arc::new(DeltaStore::new(&self.table_url(name))?))
     }
 
+    /// `<warehouse>/_mesh/<schema>/<table>/`: a table of the `mesh` system catalog.
+    pub fn system_store(&self, name: &DatasetName) -> Result<Arc<dyn TableStore>> {
+        let url = format!("{}/_mesh/{}/{}/", self.root, name.layer, name.dataset);
+        Ok(Arc::new(DeltaStore::new(&url)?))
+    }
+
     /// Delta tables found in the warehouse folder of a local warehouse (`<domain>/<layer>/<name>/`
     /// holding a `_delta_log`), e.g. raw tables created by ingest. Object-store warehouses list
     /// nothing here.
@@ -154,12 +173,13 @@ impl Warehouse {
         for domain in dirs(std::path::Path::new(root)) {
             for layer in dirs(&domain) {
                 for table in dirs(&layer) {
-                    if table.join("_delta_log").is_dir() {
-                        found.push(DatasetName::new(
-                            name_of(&domain),
-                            name_of(&layer),
-                            name_of(&table),
-                        ));
+                    let name = DatasetName::new(name_of(&domain), name_of(&layer), name_of(&table));
+                    let valid = [&name.domain, &name.layer, &name.dataset]
+                        .iter()
+                        .all(|n| crate::spec::is_valid_name(n));
+                    // `_mesh/` (system tables) and stray folders are not datasets.
+                    if valid && table.join("_delta_log").is_dir() {
+                        found.push(name);
                     }
                 }
             }
@@ -170,7 +190,7 @@ impl Warehouse {
     /// The store holding `dataset`: a Delta table for transforms, the files for sources.
     pub fn store_for(&self, dataset: &Dataset) -> Result<Arc<dyn TableStore>> {
         Ok(match &dataset.kind {
-            DatasetKind::Transform(_) => self.delta_store(&dataset.name)?,
+            DatasetKind::Transform(_) | DatasetKind::Job(_) => self.delta_store(&dataset.name)?,
             DatasetKind::Source(source) => Arc::new(FileStore::new(source.clone())?),
         })
     }

@@ -309,9 +309,12 @@ fn unpublished_tables_say_how_to_build_them() {
             "table `sales.gold.daily_revenue` is declared but has no published version yet; \
              build it with `meshql run --select sales.gold.daily_revenue`"
         );
-        // Sources are readable without any run.
-        let got = query(&mut c, "SELECT count(*) AS n FROM sales.raw.transactions").await;
-        assert!(got.contains("| 6000 |"), "{got}");
+        // Raw tables are written by jobs: unpublished too until a run. The system catalog
+        // reads empty.
+        let s = error_of(&mut c, "SELECT * FROM sales.raw.transactions").await;
+        assert_eq!(s.code(), Code::NotFound);
+        let got = query(&mut c, "SELECT count(*) AS n FROM mesh.ops.runs").await;
+        assert!(got.contains("| 0 |"), "{got}");
     });
 }
 
@@ -334,7 +337,11 @@ fn run_pipeline_action_publishes_and_information_schema_lists_tables() {
             .iter()
             .map(|n| (n.dataset.as_str(), n.status.as_str(), n.rows))
             .collect();
-        assert_eq!(nodes.len(), 3, "{nodes:?}");
+        assert_eq!(nodes.len(), 5, "{nodes:?}");
+        assert!(
+            nodes.contains(&("sales.raw.transactions", "ok", Some(6000))),
+            "{nodes:?}"
+        );
         assert!(
             nodes.contains(&("sales.silver.clean_transactions", "ok", Some(5860))),
             "{nodes:?}"

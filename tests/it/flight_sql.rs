@@ -596,6 +596,7 @@ fn tls_and_client_certificates() {
             ),
         );
         let engine = crate::common::engine(dir.path());
+        crate::common::build_all(&engine).await;
         let (addr, _stop) = crate::common::start_server(engine).await;
         let url = format!("grpc+tls://{addr}");
         let full = ClientTls {

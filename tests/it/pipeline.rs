@@ -62,12 +62,12 @@ fn a_failing_node_keeps_the_previous_version_and_skips_its_dependants() {
         let e = engine(dir.path());
         let plan = RunPlan::new(e.mesh(), &[]).unwrap();
         let report = Run::new(Arc::clone(&e), plan).await;
-        let silver = report.node(&DatasetName::new("shop", "silver", "items")).unwrap();
+        let silver = report.node("shop.silver.items").unwrap();
         match &silver.status {
             NodeStatus::Failed(why) => assert!(why.contains("boom"), "{why}"),
             other => panic!("expected a failure, got {other:?}"),
         }
-        let gold = report.node(&DatasetName::new("shop", "gold", "total")).unwrap();
+        let gold = report.node("shop.gold.total").unwrap();
         assert_eq!(
             gold.status,
             NodeStatus::Skipped("upstream `shop.silver.items` did not succeed".into())
@@ -94,15 +94,21 @@ fn selection_runs_only_what_is_named_and_downstream() {
             names,
             ["sales.gold.daily_revenue", "finance.gold.revenue_vs_target", "marketing.gold.roas_by_region"]
         );
-        let report = Run::new(Arc::clone(&e), plan).with_parallelism(2).await;
+        // Nothing changed since the build: nothing to do.
+        let report = Run::new(Arc::clone(&e), plan.clone()).with_parallelism(2).await;
         assert!(report.succeeded(), "{report:#?}");
         for node in &report.nodes {
-            assert_eq!(node.version, Some(1), "{node:?}");
+            assert_eq!((node.status.label(), node.version), ("up_to_date", Some(0)), "{node:?}");
+        }
+        let report = Run::new(Arc::clone(&e), plan).with_parallelism(2).with_force(true).await;
+        assert!(report.succeeded(), "{report:#?}");
+        for node in &report.nodes {
+            assert_eq!((node.status.label(), node.version), ("ok", Some(1)), "{node:?}");
         }
         let err = RunPlan::new(e.mesh(), &["sales.gold.daily_revenu".parse().unwrap()]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "selector `sales.gold.daily_revenu` matches no transform; did you mean `sales.gold.daily_revenue`?"
+            "selector `sales.gold.daily_revenu` matches no transform or job; did you mean `sales.gold.daily_revenue`?"
         );
     });
 }
@@ -139,7 +145,7 @@ fn a_killed_run_leaves_only_committed_versions() {
     runtime().block_on(async {
         let e = engine(dir.path());
         let mut published = 0;
-        for (dataset, _) in e.mesh().transforms() {
+        for dataset in e.mesh().nodes() {
             if let Some(snapshot) = e.catalog().snapshot(&dataset.name).await.unwrap() {
                 published += 1;
                 assert!(snapshot.version.is_some());
@@ -173,7 +179,12 @@ fn publishes_are_visible_at_once_here_and_within_the_staleness_bound_elsewhere()
             &["sales.gold.daily_revenue".parse().unwrap()],
         )
         .unwrap();
-        assert!(Run::new(Arc::clone(&writer), plan).await.succeeded());
+        assert!(
+            Run::new(Arc::clone(&writer), plan)
+                .with_force(true)
+                .await
+                .succeeded()
+        );
         assert_eq!(version(&writer, &name).await, Some(1));
 
         // Another process's commit: visible once the 1 s staleness bound has passed.

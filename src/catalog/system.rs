@@ -1,0 +1,200 @@
+//! The `mesh` system catalog: what the mesh holds and what its runs did, as Delta tables under
+//! `<warehouse>/_mesh/<schema>/<table>/`, queryable (read-only) like any dataset.
+//!
+//! | table | one row per |
+//! |---|---|
+//! | `mesh.catalog.domains` | domain |
+//! | `mesh.catalog.datasets` | dataset: kind, materialisation, format, location, version, rows, last update |
+//! | `mesh.catalog.columns` | column of a published dataset |
+//! | `mesh.ops.runs` | node of a run: status, rows, duration, input versions, published version, error |
+//! | `mesh.lineage.edges` | table read by a node (table-level lineage from the DAG) |
+//!
+//! Before anything was recorded, a table reads as empty.
+
+use std::any::Any;
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{CatalogProvider, MemTable, SchemaProvider, TableProvider};
+use datafusion::error::Result as DfResult;
+
+use super::MeshCatalog;
+use crate::spec::DatasetName;
+
+/// Name of the system catalog; no domain may take it.
+pub const SYSTEM_CATALOG: &str = "mesh";
+
+fn utc() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        fields
+            .iter()
+            .map(|(n, t, null)| Field::new(*n, t.clone(), *null))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Every system table: (schema, table, columns).
+static TABLES: LazyLock<Vec<(&'static str, &'static str, SchemaRef)>> = LazyLock::new(|| {
+    use DataType::{Boolean, Int32, Int64, Utf8};
+    vec![
+        (
+            "catalog",
+            "domains",
+            schema(&[
+                ("domain", Utf8, false),
+                ("owner", Utf8, false),
+                ("description", Utf8, true),
+                ("layers", Utf8, false),
+                ("datasets", Int64, false),
+            ]),
+        ),
+        (
+            "catalog",
+            "datasets",
+            schema(&[
+                ("domain", Utf8, false),
+                ("layer", Utf8, false),
+                ("dataset", Utf8, false),
+                ("kind", Utf8, false),
+                ("materialization", Utf8, false),
+                ("format", Utf8, false),
+                ("location", Utf8, false),
+                ("version", Int64, true),
+                ("rows", Int64, true),
+                ("last_update", utc(), true),
+                ("description", Utf8, true),
+                ("file", Utf8, true),
+            ]),
+        ),
+        (
+            "catalog",
+            "columns",
+            schema(&[
+                ("domain", Utf8, false),
+                ("layer", Utf8, false),
+                ("dataset", Utf8, false),
+                ("column_name", Utf8, false),
+                ("ordinal", Int32, false),
+                ("data_type", Utf8, false),
+                ("is_nullable", Boolean, false),
+            ]),
+        ),
+        (
+            "ops",
+            "runs",
+            schema(&[
+                ("run_id", Utf8, false),
+                ("node", Utf8, false),
+                ("kind", Utf8, false),
+                ("status", Utf8, false),
+                ("rows", Int64, true),
+                ("started_at", utc(), false),
+                ("duration_ms", Int64, false),
+                ("input_versions", Utf8, false),
+                ("published_version", Int64, true),
+                ("error", Utf8, true),
+            ]),
+        ),
+        (
+            "lineage",
+            "edges",
+            schema(&[
+                ("upstream", Utf8, false),
+                ("downstream", Utf8, false),
+                ("via", Utf8, false),
+            ]),
+        ),
+    ]
+});
+
+/// The columns of system table `schema.table`.
+pub fn system_schema(schema: &str, table: &str) -> Option<SchemaRef> {
+    TABLES
+        .iter()
+        .find(|(s, t, _)| *s == schema && *t == table)
+        .map(|(_, _, sc)| Arc::clone(sc))
+}
+
+/// Names of every system table.
+pub fn system_tables() -> impl Iterator<Item = DatasetName> {
+    TABLES
+        .iter()
+        .map(|(s, t, _)| DatasetName::new(SYSTEM_CATALOG, *s, *t))
+}
+
+/// The `mesh` catalog.
+#[derive(Debug)]
+pub struct SystemCatalog {
+    catalog: Arc<MeshCatalog>,
+}
+
+impl SystemCatalog {
+    pub fn new(catalog: Arc<MeshCatalog>) -> Self {
+        Self { catalog }
+    }
+}
+
+impl CatalogProvider for SystemCatalog {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        vec!["catalog".into(), "ops".into(), "lineage".into()]
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        TABLES.iter().any(|(s, _, _)| *s == name).then(|| {
+            Arc::new(SystemSchema {
+                catalog: Arc::clone(&self.catalog),
+                schema: name.to_string(),
+            }) as Arc<dyn SchemaProvider>
+        })
+    }
+}
+
+#[derive(Debug)]
+struct SystemSchema {
+    catalog: Arc<MeshCatalog>,
+    schema: String,
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        TABLES
+            .iter()
+            .filter(|(s, _, _)| *s == self.schema)
+            .map(|(_, t, _)| t.to_string())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(columns) = system_schema(&self.schema, name) else {
+            return Ok(None);
+        };
+        let dataset = DatasetName::new(SYSTEM_CATALOG, &self.schema, name);
+        let snapshot = self
+            .catalog
+            .snapshot(&dataset)
+            .await
+            .map_err(|e| e.into_datafusion())?;
+        Ok(Some(match snapshot {
+            Some(s) => Arc::clone(&s.provider),
+            None => Arc::new(MemTable::try_new(columns, vec![vec![]])?),
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        system_schema(&self.schema, name).is_some()
+    }
+}

@@ -1,0 +1,288 @@
+//! Writing the `mesh` system catalog: one `mesh.ops.runs` row per finished node (appended as the
+//! node ends, so a killed run keeps the rows of the nodes it finished), and a fresh snapshot of
+//! `mesh.catalog.*` and `mesh.lineage.edges` after every run.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemTable;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::LogicalPlanBuilder;
+
+use super::run::NodeReport;
+use crate::catalog::{SYSTEM_CATALOG, system_schema};
+use crate::engine::{Engine, dataset_kind};
+use crate::error::{Error, Result};
+use crate::spec::job::{DestinationKind, SaveMode};
+use crate::spec::{DatasetKind, DatasetName, Materialization};
+use crate::storage::WriteMode;
+
+fn strings<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(StringArray::from_iter(values))
+}
+
+async fn write(
+    engine: &Engine,
+    schema: &str,
+    table: &str,
+    columns: Vec<ArrayRef>,
+    mode: WriteMode,
+) -> Result<()> {
+    let name = DatasetName::new(SYSTEM_CATALOG, schema, table);
+    let columns_schema = system_schema(schema, table)
+        .ok_or_else(|| Error::internal(format!("no system table `{name}`")))?;
+    let batch = RecordBatch::try_new(Arc::clone(&columns_schema), columns)?;
+    let provider = MemTable::try_new(columns_schema, vec![vec![batch]])?;
+    let plan =
+        LogicalPlanBuilder::scan(table, provider_as_source(Arc::new(provider)), None)?.build()?;
+    let catalog = engine.catalog();
+    let store = catalog
+        .store(&name)
+        .ok_or_else(|| Error::internal(format!("no store for `{name}`")))?;
+    let state = engine.session();
+    let written = store.write(plan, &state, &mode, Default::default()).await;
+    catalog.invalidate(&name).await;
+    written.map(|_| ())
+}
+
+/// Appends the rows of finished nodes to `mesh.ops.runs`.
+pub(crate) async fn record(engine: &Engine, run_id: &str, nodes: &[NodeReport]) -> Result<()> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = nodes.iter().map(|n| n.name.to_string()).collect();
+    let inputs: Vec<String> = nodes
+        .iter()
+        .map(|n| serde_json::to_string(&n.inputs).unwrap_or_default())
+        .collect();
+    let errors: Vec<Option<String>> = nodes
+        .iter()
+        .map(|n| n.status.detail().map(str::to_string))
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        strings(nodes.iter().map(|_| Some(run_id))),
+        strings(names.iter().map(|s| Some(s.as_str()))),
+        strings(nodes.iter().map(|n| Some(n.kind))),
+        strings(nodes.iter().map(|n| Some(n.status.label()))),
+        Arc::new(Int64Array::from_iter(
+            nodes.iter().map(|n| n.rows.map(|r| r as i64)),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(
+                nodes.iter().map(|n| n.started_at.timestamp_micros()),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(Int64Array::from_iter_values(
+            nodes.iter().map(|n| n.duration.as_millis() as i64),
+        )),
+        strings(inputs.iter().map(|s| Some(s.as_str()))),
+        Arc::new(Int64Array::from_iter(
+            nodes.iter().map(|n| n.version.map(|v| v as i64)),
+        )),
+        strings(errors.iter().map(|e| e.as_deref())),
+    ];
+    write(engine, "ops", "runs", columns, WriteMode::Append).await
+}
+
+/// How a dataset is stored, for `mesh.catalog.datasets`.
+fn materialization(engine: &Engine, name: &DatasetName) -> &'static str {
+    match engine.mesh().dataset(name).map(|d| &d.kind) {
+        Some(DatasetKind::Transform(t)) => t.options.materialized.name(),
+        Some(DatasetKind::Job(job)) => {
+            let mode = job.destinations.iter().find_map(|d| match &d.kind {
+                DestinationKind::Table { name: n, mode, .. } if n == name => Some(*mode),
+                _ => None,
+            });
+            match mode {
+                Some(SaveMode::Append | SaveMode::Merge) => Materialization::Incremental.name(),
+                _ => Materialization::Table.name(),
+            }
+        }
+        Some(DatasetKind::Source(_)) => "source",
+        None => Materialization::Table.name(),
+    }
+}
+
+/// Rewrites `mesh.catalog.domains`, `mesh.catalog.datasets`, `mesh.catalog.columns` and
+/// `mesh.lineage.edges` from the mesh and the current versions of its tables.
+pub async fn refresh(engine: &Engine) -> Result<()> {
+    let mesh = engine.mesh();
+    let catalog = engine.catalog();
+
+    // Domains.
+    let counts: Vec<i64> = mesh
+        .domains
+        .iter()
+        .map(|d| {
+            catalog
+                .dataset_names()
+                .iter()
+                .filter(|n| n.domain == d.name)
+                .count() as i64
+        })
+        .collect();
+    let layers: Vec<String> = mesh.domains.iter().map(|d| d.layers.join(", ")).collect();
+    write(
+        engine,
+        "catalog",
+        "domains",
+        vec![
+            strings(mesh.domains.iter().map(|d| Some(d.name.as_str()))),
+            strings(mesh.domains.iter().map(|d| Some(d.owner.as_str()))),
+            strings(mesh.domains.iter().map(|d| d.description.as_deref())),
+            strings(layers.iter().map(|l| Some(l.as_str()))),
+            Arc::new(Int64Array::from(counts)),
+        ],
+        WriteMode::Replace,
+    )
+    .await?;
+
+    // Datasets and their columns.
+    let names: Vec<DatasetName> = catalog
+        .dataset_names()
+        .into_iter()
+        .filter(|n| n.domain != SYSTEM_CATALOG)
+        .collect();
+    let mut d = DatasetRows::default();
+    let mut c = ColumnRows::default();
+    for name in &names {
+        let Some(store) = catalog.store(name) else {
+            continue;
+        };
+        let view = catalog.is_view(name);
+        let dataset = mesh.dataset(name);
+        let snapshot = catalog.snapshot(name).await?;
+        let rows = match &snapshot {
+            Some(_) if !view => Some(engine.count_rows(name).await? as i64),
+            _ => None,
+        };
+        d.names.push(name.clone());
+        d.kind.push(dataset_kind(dataset));
+        d.materialization.push(materialization(engine, name));
+        d.format.push(if view { "view" } else { store.format() });
+        d.location.push(if view {
+            dataset
+                .map(|ds| ds.file.display().to_string())
+                .unwrap_or_default()
+        } else {
+            store.location().to_string()
+        });
+        d.version
+            .push(snapshot.as_ref().and_then(|s| s.version).map(|v| v as i64));
+        d.rows.push(rows);
+        d.updated.push(
+            snapshot
+                .as_ref()
+                .and_then(|s| s.last_modified)
+                .map(|t| t.timestamp_micros()),
+        );
+        d.description
+            .push(dataset.and_then(|ds| ds.description.clone()));
+        d.file.push(dataset.map(|ds| ds.file.display().to_string()));
+        if let Some(s) = &snapshot {
+            for (i, f) in s.provider.schema().fields().iter().enumerate() {
+                c.names.push(name.clone());
+                c.column.push(f.name().clone());
+                c.ordinal.push(i as i32 + 1);
+                c.data_type.push(f.data_type().to_string());
+                c.nullable.push(f.is_nullable());
+            }
+        }
+    }
+    let part = |names: &[DatasetName], f: fn(&DatasetName) -> &str| -> ArrayRef {
+        strings(names.iter().map(|n| Some(f(n))))
+    };
+    write(
+        engine,
+        "catalog",
+        "datasets",
+        vec![
+            part(&d.names, |n| &n.domain),
+            part(&d.names, |n| &n.layer),
+            part(&d.names, |n| &n.dataset),
+            strings(d.kind.iter().map(|s| Some(*s))),
+            strings(d.materialization.iter().map(|s| Some(*s))),
+            strings(d.format.iter().map(|s| Some(*s))),
+            strings(d.location.iter().map(|s| Some(s.as_str()))),
+            Arc::new(Int64Array::from(d.version)),
+            Arc::new(Int64Array::from(d.rows)),
+            Arc::new(TimestampMicrosecondArray::from(d.updated).with_timezone("UTC")),
+            strings(d.description.iter().map(|s| s.as_deref())),
+            strings(d.file.iter().map(|s| s.as_deref())),
+        ],
+        WriteMode::Replace,
+    )
+    .await?;
+    write(
+        engine,
+        "catalog",
+        "columns",
+        vec![
+            part(&c.names, |n| &n.domain),
+            part(&c.names, |n| &n.layer),
+            part(&c.names, |n| &n.dataset),
+            strings(c.column.iter().map(|s| Some(s.as_str()))),
+            Arc::new(Int32Array::from(c.ordinal)),
+            strings(c.data_type.iter().map(|s| Some(s.as_str()))),
+            Arc::new(BooleanArray::from(c.nullable)),
+        ],
+        WriteMode::Replace,
+    )
+    .await?;
+
+    // Table-level lineage from the DAG.
+    let mut edges: Vec<(String, String, &'static str)> = Vec::new();
+    for node in mesh.nodes() {
+        let via = dataset_kind(Some(node));
+        let outputs: Vec<DatasetName> = match &node.kind {
+            DatasetKind::Job(job) => job.outputs().cloned().collect(),
+            _ => vec![node.name.clone()],
+        };
+        for dep in mesh.node_dependencies(node) {
+            for out in &outputs {
+                edges.push((dep.name.to_string(), out.to_string(), via));
+            }
+        }
+    }
+    edges.sort();
+    edges.dedup();
+    write(
+        engine,
+        "lineage",
+        "edges",
+        vec![
+            strings(edges.iter().map(|e| Some(e.0.as_str()))),
+            strings(edges.iter().map(|e| Some(e.1.as_str()))),
+            strings(edges.iter().map(|e| Some(e.2))),
+        ],
+        WriteMode::Replace,
+    )
+    .await
+}
+
+#[derive(Default)]
+struct DatasetRows {
+    names: Vec<DatasetName>,
+    kind: Vec<&'static str>,
+    materialization: Vec<&'static str>,
+    format: Vec<&'static str>,
+    location: Vec<String>,
+    version: Vec<Option<i64>>,
+    rows: Vec<Option<i64>>,
+    updated: Vec<Option<i64>>,
+    description: Vec<Option<String>>,
+    file: Vec<Option<String>>,
+}
+
+#[derive(Default)]
+struct ColumnRows {
+    names: Vec<DatasetName>,
+    column: Vec<String>,
+    ordinal: Vec<i32>,
+    data_type: Vec<String>,
+    nullable: Vec<bool>,
+}
