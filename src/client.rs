@@ -184,7 +184,9 @@ pub fn from_status(status: &tonic::Status) -> Error {
         Code::Unauthenticated => ErrorKind::Unauthenticated,
         Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => ErrorKind::Conflict,
         Code::ResourceExhausted | Code::DeadlineExceeded => ErrorKind::ResourceExhausted,
-        Code::Unavailable => ErrorKind::Unavailable,
+        // meshql's server never answers Unknown: it comes from the transport (a dropped
+        // connection), not from a bug.
+        Code::Unavailable | Code::Unknown => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,
     };
     Error::new(kind, status.message().to_string())

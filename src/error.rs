@@ -176,7 +176,12 @@ impl From<deltalake::DeltaTableError> for Error {
             D::NotATable(msg) => Error::not_found(format!("not a Delta table: {msg}")),
             // delta-rs turns DataFusion's planning and execution errors into `Generic` strings:
             // those are the transform's input or SQL.
-            D::Generic(msg) => Error::user(msg),
+            // An error of ours raised inside the plan arrives as DataFusion's `External` text.
+            D::Generic(msg) => Error::user(
+                msg.strip_prefix("External error: ")
+                    .map(str::to_string)
+                    .unwrap_or(msg),
+            ),
             D::SchemaMismatch { msg } => Error::user(format!("schema mismatch: {msg}")),
             D::InvalidData { message } => Error::user(format!("invalid data: {message}")),
             D::VersionAlreadyExists(v) => Error::new(

@@ -269,7 +269,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             .await
         }
         Command::Serve { addr, no_build } if !has_mesh_file(&cli.mesh) => {
-            let mesh = standalone(&cli.mesh, &[])?;
+            let mesh = standalone(&cli.mesh, &[], true)?;
             serve(Engine::new(Arc::new(mesh))?, addr, no_build).await
         }
         command => {
@@ -401,12 +401,17 @@ fn has_mesh_file(dir: &Path) -> bool {
     dir.join("catalog").join("mesh.yaml").is_file()
 }
 
-/// The mesh of a folder without mesh.yaml: the tables of its `warehouse/` plus `extra`.
-fn standalone(dir: &Path, extra: &[meshql::spec::DatasetName]) -> Result<Mesh> {
+/// The mesh of a folder without mesh.yaml: the tables of its `warehouse/` plus `extra`. With
+/// `require_tables`, a folder with neither is an error.
+fn standalone(
+    dir: &Path,
+    extra: &[meshql::spec::DatasetName],
+    require_tables: bool,
+) -> Result<Mesh> {
     let probe = Mesh::standalone(dir, &[]);
     let mut tables = meshql::storage::Warehouse::new(probe.warehouse.clone())?.discover();
     tables.extend(extra.iter().cloned());
-    if tables.is_empty() {
+    if require_tables && tables.is_empty() {
         return Err(Error::not_found(format!(
             "no mesh in {}: catalog/mesh.yaml not found, and no tables in {}/warehouse \
              (run `meshql job run JOB.json` there first, or pass --mesh DIR)",
@@ -480,7 +485,7 @@ async fn run_job_file(
                 .iter()
                 .flat_map(|j| j.dependencies().map(|d| d.name.clone())),
         );
-        standalone(mesh_dir, &tables)?
+        standalone(mesh_dir, &tables, false)?
     };
     let engine = Engine::new(Arc::new(mesh))?;
     let base = std::env::current_dir()

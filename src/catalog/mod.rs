@@ -168,7 +168,12 @@ impl MeshCatalog {
             SYSTEM_CATALOG.to_string(),
             Arc::new(SystemCatalog::new(Arc::clone(&me))),
         );
-        let mut config = self.open_state.config().clone();
+        // No default catalog: it would shadow the domain of the same name.
+        let mut config = self
+            .open_state
+            .config()
+            .clone()
+            .with_create_default_catalog_and_schema(false);
         let options = config.options_mut();
         options.catalog.default_catalog = name.domain.clone();
         options.catalog.default_schema = name.layer.clone();

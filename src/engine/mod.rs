@@ -75,17 +75,21 @@ impl Engine {
             max_sql_bytes: mesh.server.max_sql_bytes,
             max_expr_depth: mesh.server.max_expr_depth,
         };
-        let first = mesh
-            .domains
-            .first()
-            .ok_or_else(|| Error::user("the mesh has no domain"))?;
-        let default_path = SearchPath {
-            domain: first.name.clone(),
-            layer: first
-                .layers
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "raw".into()),
+        // A mesh without domains (a folder whose jobs write only files) still has the system
+        // catalog.
+        let default_path = match mesh.domains.first() {
+            Some(first) => SearchPath {
+                domain: first.name.clone(),
+                layer: first
+                    .layers
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "raw".into()),
+            },
+            None => SearchPath {
+                domain: SYSTEM_CATALOG.into(),
+                layer: "catalog".into(),
+            },
         };
         let catalog = MeshCatalog::new(mesh, Arc::clone(&runtime), staleness)?;
         let config = SessionConfig::new()

@@ -330,6 +330,19 @@ const CSV_WRITE_OPTIONS: &[&str] = &["header", "sep", "delimiter", "quote", "esc
 /// Parses a job file; problems go to `diags`. Table names are checked for shape only; whether
 /// their domain exists is the caller's business.
 pub fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Option<JobFile> {
+    // Strict JSON first (serde_json), then the syntax tree with positions (jsonc-parser, which
+    // tolerates some mistakes, such as a missing comma).
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg);
+        diags.push(Diagnostic::new(
+            path,
+            e.line(),
+            e.column(),
+            format!("invalid JSON: {msg}"),
+        ));
+        return None;
+    }
     let options = ParseOptions {
         allow_comments: false,
         allow_loose_object_property_names: false,
@@ -939,8 +952,7 @@ impl Cx<'_> {
             }
         };
         let mut dependencies = Vec::new();
-        let (tables, _) = match datafusion::sql::resolve::resolve_table_references(&statement, true)
-        {
+        let tables = match table_positions(&statement) {
             Ok(t) => t,
             Err(e) => {
                 self.err(
@@ -951,25 +963,34 @@ impl Cx<'_> {
                 return None;
             }
         };
-        for t in tables {
+        for (t, line, column) in tables {
             use datafusion::common::TableReference;
             match &t {
                 TableReference::Bare { table } if table.as_ref() == alias => {}
-                TableReference::Full { .. } => dependencies.push(Dependency {
-                    name: DatasetName::resolve(&t, "", ""),
-                    line: 1,
-                    column: 1,
-                }),
+                TableReference::Full { .. } => {
+                    if !dependencies
+                        .iter()
+                        .any(|d: &Dependency| d.name == DatasetName::resolve(&t, "", ""))
+                    {
+                        dependencies.push(Dependency {
+                            name: DatasetName::resolve(&t, "", ""),
+                            line,
+                            column,
+                        });
+                    }
+                }
                 other => {
-                    let at = sql_at.unwrap_or(obj.range.start);
-                    self.err(
-                        at,
-                        path,
-                        format!(
-                            "table `{other}` is neither the previous step's output (`{alias}`) nor a mesh table; \
-                             name mesh tables in full as domain.layer.dataset"
-                        ),
+                    let msg = format!(
+                        "table `{other}` is neither the previous step's output (`{alias}`) nor a mesh table; \
+                         name mesh tables in full as domain.layer.dataset"
                     );
+                    match (&sql_file, sql_at) {
+                        (Some(f), _) => self.diags.push(Diagnostic::new(f, line, column, msg)),
+                        // One-line inline SQL: point at the name inside the JSON string.
+                        (None, Some(at)) if line == 1 => self.err(at + column, path, msg),
+                        (None, Some(at)) => self.err(at, path, msg),
+                        (None, None) => {}
+                    }
                 }
             }
         }
@@ -1249,6 +1270,41 @@ impl Cx<'_> {
             None => Some(SaveMode::ErrorIfExists),
         }
     }
+}
+
+/// Tables a statement reads (CTE names excluded), each with the 1-based line and column of its
+/// first mention.
+fn table_positions(
+    statement: &datafusion::sql::parser::Statement,
+) -> Result<Vec<(datafusion::common::TableReference, usize, usize)>, String> {
+    use datafusion::sql::parser::Statement as DfStatement;
+    use datafusion::sql::planner::object_name_to_table_reference;
+    use datafusion::sql::sqlparser::ast::{Spanned, visit_relations};
+    use std::ops::ControlFlow;
+
+    let (tables, _) = datafusion::sql::resolve::resolve_table_references(statement, true)
+        .map_err(|e| e.to_string())?;
+    let mut spans = Vec::new();
+    if let DfStatement::Statement(inner) = statement {
+        let _ = visit_relations(inner.as_ref(), |name| {
+            if let Ok(r) = object_name_to_table_reference(name.clone(), true) {
+                let start = name.span().start;
+                spans.push((r, start.line as usize, start.column as usize));
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    Ok(tables
+        .into_iter()
+        .map(|t| {
+            let (line, column) = spans
+                .iter()
+                .find(|(r, ..)| *r == t)
+                .map(|(_, l, c)| (*l, *c))
+                .unwrap_or((1, 1));
+            (t, line, column)
+        })
+        .collect())
 }
 
 struct Attribute {

@@ -4,5 +4,6 @@ mod cli;
 mod common;
 mod flight;
 mod flight_sql;
+mod jobs;
 mod pipeline;
 mod spec;
