@@ -17,6 +17,7 @@ use prost::Message;
 use tonic::{Response, Status};
 
 use super::service::{DoGetStream, MeshFlightSql};
+use crate::catalog::{SYSTEM_CATALOG, system_schema, system_tables};
 use crate::error::Error;
 
 /// Table type of every mesh dataset.
@@ -78,6 +79,7 @@ pub fn do_get_catalogs(
         .iter()
         .map(|d| d.name.as_str())
         .collect();
+    names.push(SYSTEM_CATALOG);
     names.sort_unstable();
     for name in names {
         builder.append(name);
@@ -97,7 +99,10 @@ pub fn do_get_schemas(
         .iter()
         .flat_map(|d| d.layers.iter().map(move |l| (d.name.as_str(), l.as_str())))
         .collect();
+    let system: Vec<(String, String)> = system_tables().map(|n| (n.domain, n.layer)).collect();
+    pairs.extend(system.iter().map(|(c, s)| (c.as_str(), s.as_str())));
     pairs.sort_unstable();
+    pairs.dedup();
     for (domain, layer) in pairs {
         builder.append(domain, layer);
     }
@@ -130,8 +135,16 @@ pub async fn do_get_tables(
             }
             // Only published datasets are tables a client can query. Schemas come from the
             // catalog's schema cache: a listing opens a table's storage once, not every time.
-            let Some(schema) = catalog.schema(name).await? else {
-                continue;
+            let schema = match catalog.schema(name).await? {
+                Some(schema) => schema,
+                // System tables are listed before their first write, empty.
+                None if name.domain == SYSTEM_CATALOG => {
+                    match system_schema(&name.layer, &name.dataset) {
+                        Some(schema) => schema,
+                        None => continue,
+                    }
+                }
+                None => continue,
             };
             let schema: Arc<Schema> = if include_schema {
                 wire_schema_ref(&schema, svc.engine.mesh().server.view_types)

@@ -70,7 +70,7 @@ def _names(objects, catalog):
 def test_get_objects_at_every_depth(connect, depth):
     conn = connect("analyst")
     objects = conn.adbc_get_objects(depth=depth).read_all().to_pylist()
-    assert sorted(o["catalog_name"] for o in objects) == ["finance", "marketing", "sales"]
+    assert sorted(o["catalog_name"] for o in objects) == ["finance", "marketing", "mesh", "sales"]
     sales = _names(objects, "sales")
     if depth == "catalogs":
         assert not sales["catalog_db_schemas"]

@@ -143,6 +143,7 @@ fn metadata_listings_cover_every_catalog() {
                 "+--------------+",
                 "| finance      |",
                 "| marketing    |",
+                "| mesh         |",
                 "| sales        |",
                 "+--------------+"
             ]
@@ -157,7 +158,26 @@ fn metadata_listings_cover_every_catalog() {
             .await
             .expect("schemas");
         let batches = fetch(&mut c, info).await;
-        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 9);
+        // Three layers in each of three domains, and the system catalog's three schemas.
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 12);
+
+        // The system tables are listed with their columns.
+        let info = c
+            .get_tables(CommandGetTables {
+                catalog: Some("mesh".into()),
+                db_schema_filter_pattern: None,
+                table_name_filter_pattern: None,
+                table_types: vec![],
+                include_schema: false,
+            })
+            .await
+            .expect("system tables");
+        let got = pretty_format_batches(&fetch(&mut c, info).await)
+            .unwrap()
+            .to_string();
+        for t in ["| domains ", "| datasets ", "| columns ", "| runs ", "| edges "] {
+            assert!(got.contains(t), "{t} missing from\n{got}");
+        }
 
         let info = c
             .get_tables(CommandGetTables {
