@@ -151,9 +151,14 @@ impl Client {
 
 impl Client {
     /// Runs transforms on the server (the `meshql.RunPipeline` action) and waits for the result.
-    pub async fn run_pipeline(&mut self, select: &[String]) -> Result<RunPipelineResult> {
+    pub async fn run_pipeline(
+        &mut self,
+        select: &[String],
+        force: bool,
+    ) -> Result<RunPipelineResult> {
         let request = RunPipelineRequest {
             select: select.to_vec(),
+            force,
         };
         let action = Action::new(crate::server::RUN_PIPELINE, request.encode_to_vec());
         let mut results = self.inner.do_action(action).await.map_err(from_flight)?;

@@ -230,10 +230,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             select,
             server: Some(url),
             auth,
+            force,
             ..
         } => {
             let mut client = auth.connect(&url).await?;
-            let result = client.run_pipeline(&select).await?;
+            let result = client.run_pipeline(&select, force).await?;
             for n in &result.nodes {
                 println!(
                     "{}",

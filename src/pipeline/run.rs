@@ -213,7 +213,7 @@ impl Run {
 
         loop {
             // Skip nodes whose inputs failed; start nodes whose inputs all succeeded.
-            let mut finished: Vec<(DatasetName, NodeReport)> = Vec::new();
+            let mut finished: Vec<NodeReport> = Vec::new();
             let mut i = 0;
             while i < pending.len() {
                 let name = &pending[i];
@@ -230,8 +230,8 @@ impl Run {
                         inputs: BTreeMap::new(),
                     };
                     let name = pending.remove(i);
-                    outcome.insert(name.clone(), false);
-                    finished.push((name, r));
+                    outcome.insert(name, false);
+                    finished.push(r);
                     i = 0;
                     continue;
                 }
@@ -250,9 +250,9 @@ impl Run {
                 }
                 i += 1;
             }
-            for (name, r) in finished {
+            for r in finished {
                 options.emit(&RunEvent::Finished(&r));
-                record(&engine, &mut report, r, &name).await;
+                record(&engine, &mut report, r).await;
             }
 
             let Some(joined) = tasks.join_next().await else {
@@ -262,7 +262,7 @@ impl Run {
                 Ok((name, r)) => {
                     outcome.insert(name.clone(), r.status.is_success());
                     options.emit(&RunEvent::Finished(&r));
-                    record(&engine, &mut report, r, &name).await;
+                    record(&engine, &mut report, r).await;
                 }
                 Err(join) => {
                     // Panics are caught inside the task; only a cancelled runtime lands here.
@@ -282,7 +282,7 @@ impl Run {
                 inputs: BTreeMap::new(),
             };
             options.emit(&RunEvent::Finished(&r));
-            record(&engine, &mut report, r, &name).await;
+            record(&engine, &mut report, r).await;
         }
         refresh(&engine, &mut report).await;
         report.duration = started.elapsed();
@@ -307,7 +307,7 @@ fn node_kind(engine: &Engine, name: &DatasetName) -> &'static str {
 }
 
 /// Appends one node's row to `mesh.ops.runs` and keeps it in the report.
-async fn record(engine: &Engine, report: &mut RunReport, r: NodeReport, _name: &DatasetName) {
+async fn record(engine: &Engine, report: &mut RunReport, r: NodeReport) {
     if let Err(e) = history::record(engine, &report.run_id, std::slice::from_ref(&r)).await {
         tracing::warn!(error = %e, "cannot record the node in mesh.ops.runs");
         report.history_errors.push(e.to_string());

@@ -28,7 +28,7 @@ pub fn action_types() -> Vec<ActionType> {
         ActionType {
             r#type: RUN_PIPELINE.to_string(),
             description:
-                "Run transforms of the mesh (admins). Body: meshql.v1.RunPipelineRequest; \
+                "Run transforms and jobs of the mesh (admins). Body: meshql.v1.RunPipelineRequest; \
                           result: meshql.v1.RunPipelineResult"
                     .to_string(),
         },
@@ -56,7 +56,7 @@ pub fn action_types() -> Vec<ActionType> {
     ]
 }
 
-/// Runs the selected transforms and answers once the run has ended.
+/// Runs the selected transforms and jobs and answers once the run has ended.
 pub async fn run_pipeline(
     svc: &MeshFlightSql,
     principal: &Principal,
@@ -71,7 +71,9 @@ pub async fn run_pipeline(
         .map(|s| s.parse())
         .collect::<crate::Result<_>>()?;
     let plan = RunPlan::new(svc.engine.mesh(), &selectors)?;
-    let report = Run::new(Arc::clone(&svc.engine), plan).await;
+    let report = Run::new(Arc::clone(&svc.engine), plan)
+        .with_force(request.force)
+        .await;
     let nodes = report
         .nodes
         .iter()
@@ -90,6 +92,7 @@ pub async fn run_pipeline(
     Ok(RunPipelineResult {
         nodes,
         succeeded: report.succeeded(),
+        run_id: report.run_id.clone(),
     })
 }
 

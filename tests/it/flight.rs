@@ -175,7 +175,13 @@ fn metadata_listings_cover_every_catalog() {
         let got = pretty_format_batches(&fetch(&mut c, info).await)
             .unwrap()
             .to_string();
-        for t in ["| domains ", "| datasets ", "| columns ", "| runs ", "| edges "] {
+        for t in [
+            "| domains ",
+            "| datasets ",
+            "| columns ",
+            "| runs ",
+            "| edges ",
+        ] {
             assert!(got.contains(t), "{t} missing from\n{got}");
         }
 
@@ -348,7 +354,7 @@ fn run_pipeline_action_publishes_and_information_schema_lists_tables() {
             .expect("connect");
         remote.login("admin", "admin").await.expect("login");
         let result = remote
-            .run_pipeline(&["sales".to_string()])
+            .run_pipeline(&["sales".to_string()], false)
             .await
             .expect("run");
         assert!(result.succeeded, "{result:?}");
@@ -370,9 +376,31 @@ fn run_pipeline_action_publishes_and_information_schema_lists_tables() {
             nodes.contains(&("sales.gold.daily_revenue", "ok", Some(360))),
             "{nodes:?}"
         );
+        // Again: nothing changed, nothing to do; forced: everything rebuilt.
+        let again = remote
+            .run_pipeline(&["sales".to_string()], false)
+            .await
+            .expect("rerun");
+        assert!(again.succeeded);
+        assert!(
+            again.nodes.iter().all(|n| n.status == "up_to_date"),
+            "{again:?}"
+        );
+        assert_ne!(again.run_id, result.run_id);
+        let forced = remote
+            .run_pipeline(&["sales".to_string()], true)
+            .await
+            .expect("forced");
+        assert!(
+            forced
+                .nodes
+                .iter()
+                .all(|n| n.status == "ok" && n.version == Some(1)),
+            "{forced:?}"
+        );
 
         let err = remote
-            .run_pipeline(&["nope".to_string()])
+            .run_pipeline(&["nope".to_string()], false)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), meshql::ErrorKind::NotFound);

@@ -107,7 +107,7 @@ fn identity_handshake_tokens_and_refusals() {
             .await
             .unwrap();
         remote.login("analyst", "analyst").await.unwrap();
-        let err = remote.run_pipeline(&[]).await.unwrap_err();
+        let err = remote.run_pipeline(&[], false).await.unwrap_err();
         assert_eq!(err.kind(), meshql::ErrorKind::PermissionDenied);
     });
 }
