@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Unauthenticated,
     /// The object exists but is in a state that forbids the operation.
     Conflict,
+    /// Data failed its product's contract: the publish was blocked.
+    ContractViolation,
     /// A limit was hit: memory, size, concurrency.
     ResourceExhausted,
     /// Storage or another dependency could not be reached.
@@ -38,6 +40,7 @@ impl ErrorKind {
             ErrorKind::NotFound => 3,
             ErrorKind::PermissionDenied | ErrorKind::Unauthenticated => 4,
             ErrorKind::Conflict => 5,
+            ErrorKind::ContractViolation => 1,
             ErrorKind::ResourceExhausted | ErrorKind::Unavailable => 6,
             ErrorKind::Internal => 70,
         }
@@ -49,7 +52,7 @@ impl ErrorKind {
             ErrorKind::NotFound => tonic::Code::NotFound,
             ErrorKind::PermissionDenied => tonic::Code::PermissionDenied,
             ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
-            ErrorKind::Conflict => tonic::Code::FailedPrecondition,
+            ErrorKind::Conflict | ErrorKind::ContractViolation => tonic::Code::FailedPrecondition,
             ErrorKind::ResourceExhausted => tonic::Code::ResourceExhausted,
             ErrorKind::Unavailable => tonic::Code::Unavailable,
             ErrorKind::Internal => tonic::Code::Internal,

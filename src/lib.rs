@@ -11,6 +11,7 @@ pub mod governance;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
+pub mod quality;
 
 /// Messages of `proto/meshql.proto`: the bodies of meshql's custom Flight actions.
 pub mod proto {

@@ -196,7 +196,7 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Check => check(&cli.mesh),
+        Command::Check => check(&cli.mesh).await,
         Command::Schema { out } => write_schemas(&out),
         Command::HashPassword => {
             let mut password = String::new();
@@ -312,15 +312,31 @@ fn load(dir: &Path) -> Result<Mesh> {
     })
 }
 
-fn check(dir: &Path) -> Result<ExitCode> {
+async fn check(dir: &Path) -> Result<ExitCode> {
     let mesh = load(dir)?;
     let transforms = mesh.transforms().count();
+    let jobs = mesh
+        .datasets()
+        .filter(|d| matches!(d.kind, meshql::spec::DatasetKind::Job(_)))
+        .count();
+    let products = mesh.products().count();
     let datasets = mesh.datasets().count();
-    println!(
-        "mesh `{}`: {} domains, {datasets} datasets ({transforms} transforms); no problems found",
+    let summary = format!(
+        "mesh `{}`: {} domains, {datasets} datasets ({transforms} transforms, {jobs} written by jobs, {products} products)",
         mesh.name,
         mesh.domains.len()
     );
+    // Contracts against what their products were last published under.
+    let engine = Engine::new(Arc::new(mesh))?;
+    let problems = meshql::quality::semver::guard(&engine).await?;
+    if !problems.is_empty() {
+        eprintln!("{}", meshql::spec::Diagnostics(problems));
+        return Err(Error::user(format!(
+            "the mesh in {} breaks the versioning of its contracts",
+            dir.display()
+        )));
+    }
+    println!("{summary}; no problems found");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,6 +7,7 @@
 //! | `mesh.catalog.datasets` | dataset: kind, materialisation, format, location, version, rows, last update |
 //! | `mesh.catalog.columns` | column of a published dataset |
 //! | `mesh.ops.runs` | node of a run: status, rows, duration, input versions, published version, error |
+//! | `mesh.ops.checks` | evaluation of a contract rule: result, observed value, sample of offending rows |
 //! | `mesh.lineage.edges` | table read by a node (table-level lineage from the DAG) |
 //!
 //! Before anything was recorded, a table reads as empty.
@@ -98,6 +99,25 @@ static TABLES: LazyLock<Vec<(&'static str, &'static str, SchemaRef)>> = LazyLock
                 ("input_versions", Utf8, false),
                 ("published_version", Int64, true),
                 ("error", Utf8, true),
+            ]),
+        ),
+        (
+            "ops",
+            "checks",
+            schema(&[
+                ("run_id", Utf8, false),
+                ("node", Utf8, false),
+                ("dataset", Utf8, false),
+                ("contract_id", Utf8, false),
+                ("contract_version", Utf8, false),
+                ("rule", Utf8, false),
+                ("kind", Utf8, false),
+                ("severity", Utf8, false),
+                ("result", Utf8, false),
+                ("observed", DataType::Float64, true),
+                ("expected", Utf8, false),
+                ("detail", Utf8, true),
+                ("checked_at", utc(), false),
             ]),
         ),
         (

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
@@ -16,6 +17,7 @@ use super::run::NodeReport;
 use crate::catalog::{SYSTEM_CATALOG, system_schema};
 use crate::engine::{Engine, dataset_kind};
 use crate::error::{Error, Result};
+use crate::quality::Check;
 use crate::spec::job::{DestinationKind, SaveMode};
 use crate::spec::{DatasetKind, DatasetName, Materialization};
 use crate::storage::WriteMode;
@@ -85,7 +87,42 @@ pub(crate) async fn record(engine: &Engine, run_id: &str, nodes: &[NodeReport]) 
         )),
         strings(errors.iter().map(|e| e.as_deref())),
     ];
-    write(engine, "ops", "runs", columns, WriteMode::Append).await
+    write(engine, "ops", "runs", columns, WriteMode::Append).await?;
+
+    let checks: Vec<(&NodeReport, &Check)> = nodes
+        .iter()
+        .flat_map(|n| n.checks.iter().map(move |c| (n, c)))
+        .collect();
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let node_names: Vec<&str> = checks.iter().map(|(n, _)| n.name.as_str()).collect();
+    let now = chrono::Utc::now().timestamp_micros();
+    let columns: Vec<ArrayRef> = vec![
+        strings(checks.iter().map(|_| Some(run_id))),
+        strings(node_names.iter().map(|n| Some(*n))),
+        strings(checks.iter().map(|(_, c)| Some(c.dataset.as_str()))),
+        strings(checks.iter().map(|(_, c)| Some(c.contract_id.as_str()))),
+        strings(
+            checks
+                .iter()
+                .map(|(_, c)| Some(c.contract_version.as_str())),
+        ),
+        strings(checks.iter().map(|(_, c)| Some(c.rule.as_str()))),
+        strings(checks.iter().map(|(_, c)| Some(c.kind.as_str()))),
+        strings(checks.iter().map(|(_, c)| Some(c.severity.name()))),
+        strings(checks.iter().map(|(_, c)| Some(c.result))),
+        Arc::new(Float64Array::from_iter(
+            checks.iter().map(|(_, c)| c.observed),
+        )),
+        strings(checks.iter().map(|(_, c)| Some(c.expected.as_str()))),
+        strings(checks.iter().map(|(_, c)| c.detail.as_deref())),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(checks.iter().map(|_| now))
+                .with_timezone("UTC"),
+        ),
+    ];
+    write(engine, "ops", "checks", columns, WriteMode::Append).await
 }
 
 /// How a dataset is stored, for `mesh.catalog.datasets`.

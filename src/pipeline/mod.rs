@@ -11,6 +11,7 @@ mod history;
 mod incremental;
 pub mod job;
 mod node;
+mod publish;
 mod run;
 
 pub use dag::{RunPlan, Selector};

@@ -10,8 +10,10 @@ use sha2::{Digest, Sha256};
 
 use super::incremental;
 use super::job::{self, JobOutcome};
+use super::publish::publish;
 use crate::engine::{Engine, SearchPath};
 use crate::error::Result;
+use crate::quality::Check;
 use crate::spec::job::{Job, StepKind};
 use crate::spec::{Dataset, DatasetKind, DatasetName, Materialization, Transform};
 use crate::storage::{CommitMetadata, WriteMode};
@@ -54,6 +56,8 @@ pub(crate) struct NodeResult {
     pub version: Option<u64>,
     /// What the node read: dataset → version, file → size and modification time.
     pub inputs: BTreeMap<String, Value>,
+    /// Contract rules evaluated for the node's products.
+    pub checks: Vec<Check>,
 }
 
 /// Runs `work`, skipping it when its fingerprint is the one its tables recorded last (unless
@@ -73,15 +77,17 @@ pub(crate) async fn execute(
                 rows: None,
                 version: None,
                 inputs: BTreeMap::new(),
+                checks: Vec::new(),
             };
         }
     };
-    let fingerprint = fingerprint(work, &inputs);
+    let fingerprint = fingerprint(engine, work, &inputs);
     let mut result = NodeResult {
         outcome: Ok(Done::Published),
         rows: None,
         version: None,
         inputs,
+        checks: Vec::new(),
     };
     if !force {
         match up_to_date(engine, work, &fingerprint).await {
@@ -105,22 +111,26 @@ pub(crate) async fn execute(
     .into_iter()
     .collect();
     match work {
-        Work::Transform(ds, t) => match run_transform(engine, ds, t, metadata).await {
-            Ok((rows, version)) => {
-                result.rows = rows;
-                result.version = version;
+        Work::Transform(ds, t) => {
+            match run_transform(engine, ds, t, metadata, &mut result.checks).await {
+                Ok((rows, version)) => {
+                    result.rows = rows;
+                    result.version = version;
+                }
+                Err(e) => result.outcome = Err(e),
             }
-            Err(e) => result.outcome = Err(e),
-        },
-        Work::Job(job, base) => match job::run_job(engine, job, base, &metadata, print).await {
-            Ok(JobOutcome { tables, files, .. }) => {
-                let table_rows = tables.iter().filter_map(|t| t.published.map(|p| p.rows));
-                let file_rows = files.iter().map(|(_, r)| *r);
-                result.rows = Some(table_rows.chain(file_rows).max().unwrap_or(0));
-                result.version = tables.first().and_then(|t| t.published.map(|p| p.version));
+        }
+        Work::Job(job, base) => {
+            match job::run_job(engine, job, base, &metadata, print, &mut result.checks).await {
+                Ok(JobOutcome { tables, files, .. }) => {
+                    let table_rows = tables.iter().filter_map(|t| t.published.map(|p| p.rows));
+                    let file_rows = files.iter().map(|(_, r)| *r);
+                    result.rows = Some(table_rows.chain(file_rows).max().unwrap_or(0));
+                    result.version = tables.first().and_then(|t| t.published.map(|p| p.version));
+                }
+                Err(e) => result.outcome = Err(e),
             }
-            Err(e) => result.outcome = Err(e),
-        },
+        }
     }
     result
 }
@@ -131,6 +141,7 @@ async fn run_transform(
     ds: &Dataset,
     t: &Transform,
     metadata: CommitMetadata,
+    checks: &mut Vec<Check>,
 ) -> Result<(Option<u64>, Option<u64>)> {
     let name = &ds.name;
     let state = engine.session_in(&SearchPath {
@@ -143,7 +154,6 @@ async fn run_transform(
         return Ok((None, None));
     }
     let catalog = engine.catalog();
-    let store = catalog.store(name).ok_or_else(|| catalog.not_found(name))?;
     let exists = catalog.snapshot(name).await?.is_some();
     let (mode, plan) = match t.options.materialized {
         Materialization::Incremental if exists => {
@@ -165,10 +175,7 @@ async fn run_transform(
         }
         _ => (WriteMode::Replace, plan),
     };
-    let published = store.write(plan, &state, &mode, metadata).await;
-    // Whatever happened, the next reader must look at the table afresh.
-    catalog.invalidate(name).await;
-    let published = published?;
+    let published = publish(engine, name, plan, &mode, metadata, checks).await?;
     Ok((Some(published.rows), Some(published.version)))
 }
 
@@ -254,11 +261,21 @@ fn file_states(path: &Path) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-fn fingerprint(work: &Work<'_>, inputs: &BTreeMap<String, Value>) -> String {
+fn fingerprint(engine: &Engine, work: &Work<'_>, inputs: &BTreeMap<String, Value>) -> String {
     let mut h = Sha256::new();
     match work {
         Work::Transform(_, t) => h.update(t.sql.as_bytes()),
         Work::Job(job, _) => h.update(job.fingerprint.as_bytes()),
+    }
+    // A changed contract is audited again.
+    for name in work.outputs() {
+        if let Some(c) = engine
+            .mesh()
+            .dataset(&name)
+            .and_then(|d| d.contract.as_ref())
+        {
+            h.update(c.fingerprint.as_bytes());
+        }
     }
     h.update(b"\n");
     h.update(json!(inputs).to_string().as_bytes());

@@ -18,7 +18,8 @@ use super::dag::RunPlan;
 use super::history;
 use super::node::{self, Done, NodeResult, Work};
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
+use crate::quality::Check;
 use crate::spec::job::JobFile;
 use crate::spec::{DatasetKind, DatasetName};
 
@@ -32,25 +33,31 @@ pub enum NodeStatus {
     UpToDate,
     /// Failed; the table keeps its previous version.
     Failed(String),
+    /// Its rows failed their contract: nothing was published; the table keeps its previous
+    /// version.
+    Blocked(String),
     /// Not run because a node it reads failed or was skipped.
     Skipped(String),
 }
 
 impl NodeStatus {
-    /// `ok`, `up_to_date`, `failed` or `skipped` (as in `mesh.ops.runs`).
+    /// `ok`, `up_to_date`, `failed`, `blocked` or `skipped` (as in `mesh.ops.runs`).
     pub fn label(&self) -> &'static str {
         match self {
             NodeStatus::Succeeded => "ok",
             NodeStatus::UpToDate => "up_to_date",
             NodeStatus::Failed(_) => "failed",
+            NodeStatus::Blocked(_) => "blocked",
             NodeStatus::Skipped(_) => "skipped",
         }
     }
 
-    /// Why it failed or was skipped.
+    /// Why it failed, was blocked or was skipped.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            NodeStatus::Failed(why) | NodeStatus::Skipped(why) => Some(why),
+            NodeStatus::Failed(why) | NodeStatus::Blocked(why) | NodeStatus::Skipped(why) => {
+                Some(why)
+            }
             _ => None,
         }
     }
@@ -76,6 +83,8 @@ pub struct NodeReport {
     pub version: Option<u64>,
     /// What the node read: dataset → version, `file:<path>` → size and modification time.
     pub inputs: BTreeMap<String, Value>,
+    /// Contract rules evaluated before publishing.
+    pub checks: Vec<Check>,
 }
 
 /// What happened to every node of a run, in completion order.
@@ -228,6 +237,7 @@ impl Run {
                         duration: Duration::ZERO,
                         version: None,
                         inputs: BTreeMap::new(),
+                        checks: Vec::new(),
                     };
                     let name = pending.remove(i);
                     outcome.insert(name, false);
@@ -280,6 +290,7 @@ impl Run {
                 duration: Duration::ZERO,
                 version: None,
                 inputs: BTreeMap::new(),
+                checks: Vec::new(),
             };
             options.emit(&RunEvent::Finished(&r));
             record(&engine, &mut report, r).await;
@@ -364,6 +375,7 @@ fn failed(name: String, kind: &'static str, e: Error) -> NodeReport {
         duration: Duration::ZERO,
         version: None,
         inputs: BTreeMap::new(),
+        checks: Vec::new(),
     }
 }
 
@@ -387,10 +399,12 @@ async fn run_work(
             rows: None,
             version: None,
             inputs: BTreeMap::new(),
+            checks: Vec::new(),
         });
     let status = match result.outcome {
         Ok(Done::Published) => NodeStatus::Succeeded,
         Ok(Done::UpToDate) => NodeStatus::UpToDate,
+        Err(e) if e.kind() == ErrorKind::ContractViolation => NodeStatus::Blocked(e.to_string()),
         Err(e) => NodeStatus::Failed(e.to_string()),
     };
     NodeReport {
@@ -402,6 +416,7 @@ async fn run_work(
         duration: t0.elapsed(),
         version: result.version,
         inputs: result.inputs,
+        checks: result.checks,
     }
 }
 
@@ -461,6 +476,7 @@ impl JobRun {
                     duration: Duration::ZERO,
                     version: None,
                     inputs: BTreeMap::new(),
+                    checks: Vec::new(),
                 }
             } else {
                 let work = Work::Job(job, self.base.clone());

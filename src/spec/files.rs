@@ -251,5 +251,9 @@ pub fn json_schemas() -> Vec<(&'static str, String)> {
             "domain.schema.json",
             render(schemars::schema_for!(DomainFile)),
         ),
+        (
+            "contract.schema.json",
+            render(schemars::schema_for!(super::contract::ContractFile)),
+        ),
     ]
 }

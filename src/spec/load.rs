@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use super::contract::{self, ContractFile};
+use super::diagnostic::did_you_mean;
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::files::{DomainFile, MeshFile, SourceFile};
 use super::job::{self, DestinationKind};
@@ -231,6 +233,7 @@ fn load_domain(
     }
     load_transforms(name, sql_dir, &layers, &mut datasets, diags);
     load_jobs(name, &folder, &layers, &mut datasets, diags);
+    load_contracts(name, &folder, &mut datasets, diags);
     // Layer order first (raw, silver, gold), then names: how listings show a domain.
     datasets.sort_by_key(|d| {
         (
@@ -347,6 +350,7 @@ fn load_source(
         name: DatasetName::new(domain, &src.layer, &src.name),
         file: file.to_path_buf(),
         description: src.description.clone(),
+        contract: None,
         kind: DatasetKind::Source(Source {
             format: src.format,
             location,
@@ -424,11 +428,103 @@ fn load_transforms(
                     name: DatasetName::new(domain, &layer, dataset),
                     file: file.clone(),
                     description: t.description.clone(),
+                    contract: None,
                     kind: DatasetKind::Transform(t),
                 };
                 push_unique(datasets, ds, (1, 1), diags);
             }
         }
+    }
+}
+
+/// Contracts in `<domain folder>/products/*.yaml`, each attached to the dataset it names.
+fn load_contracts(
+    domain: &str,
+    folder: &Path,
+    datasets: &mut [Dataset],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let dir = folder.join("products");
+    let Ok(entries) = sorted_entries(&dir) else {
+        return;
+    };
+    for file in entries {
+        let fname = file_name(&file);
+        if file.is_dir() || !(fname.ends_with(".yaml") || fname.ends_with(".yml")) {
+            diags.push(Diagnostic::new(
+                &file,
+                1,
+                1,
+                "unexpected entry; products/ holds data contracts (*.yaml)",
+            ));
+            continue;
+        }
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(Diagnostic::new(
+                    &file,
+                    1,
+                    1,
+                    format!("cannot read contract: {e}"),
+                ));
+                continue;
+            }
+        };
+        let Some((spec, pos)) = yaml::parse::<ContractFile>(&file, &text, diags) else {
+            continue;
+        };
+        let Some(c) = contract::validate(&file, &text, spec, &pos, domain, diags) else {
+            continue;
+        };
+        let names: Vec<String> = datasets.iter().map(|d| d.name.to_string()).collect();
+        let Some(ds) = datasets.iter_mut().find(|d| d.name == c.dataset) else {
+            let wanted = c.dataset.to_string();
+            let hint = did_you_mean(&wanted, names.iter().map(String::as_str))
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            diags.push(Diagnostic::new(
+                &file,
+                c.dataset_line,
+                c.dataset_column,
+                format!(
+                    "the contract describes `{wanted}`, which the domain does not produce{hint}"
+                ),
+            ));
+            continue;
+        };
+        if let Some(other) = &ds.contract {
+            diags.push(Diagnostic::new(
+                &file,
+                c.dataset_line,
+                c.dataset_column,
+                format!(
+                    "`{}` already has a contract: {}",
+                    ds.name,
+                    other.file.display()
+                ),
+            ));
+            continue;
+        }
+        let header_schedule = match &ds.kind {
+            DatasetKind::Transform(t) => t.options.schedule.is_some(),
+            _ => false,
+        };
+        if header_schedule && c.schedule.is_some() {
+            diags.push(Diagnostic::new(
+                &file,
+                c.dataset_line,
+                c.dataset_column,
+                format!(
+                    "`{}` has a schedule in its SQL header and in its contract; declare it in one place",
+                    ds.name
+                ),
+            ));
+        }
+        if ds.description.is_none() {
+            ds.description = c.description.clone();
+        }
+        ds.contract = Some(Arc::new(c));
     }
 }
 
@@ -495,6 +591,7 @@ fn load_jobs(
                     name: name.clone(),
                     file: file.clone(),
                     description: None,
+                    contract: None,
                     kind: DatasetKind::Job(Arc::clone(&job)),
                 };
                 push_unique(datasets, ds, (dest.at.line, dest.at.column), diags);

@@ -4,6 +4,7 @@
 //! Loading never stops at the first problem: it returns every [`Diagnostic`] it can find, each
 //! with `file:line:column` and what was expected. This module imports nothing else of meshql.
 
+pub mod contract;
 mod diagnostic;
 mod files;
 pub mod job;
@@ -16,6 +17,7 @@ mod yaml;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use contract::Contract;
 pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 pub use files::{
     DomainFile, DomainRef, MeshFile, PrincipalFile, ServerSettings, SourceFile, SourceFormat,
@@ -63,6 +65,8 @@ pub struct Dataset {
     pub file: PathBuf,
     pub description: Option<String>,
     pub kind: DatasetKind,
+    /// The data contract making the dataset a product, if any.
+    pub contract: Option<Arc<Contract>>,
 }
 
 /// Where a dataset's rows come from.
@@ -200,6 +204,12 @@ impl Mesh {
             DatasetKind::Job(j) => j.dependencies().collect(),
             DatasetKind::Source(_) => Vec::new(),
         }
+    }
+
+    /// Every data product (dataset with a contract), in declaration order.
+    pub fn products(&self) -> impl Iterator<Item = (&Dataset, &Arc<Contract>)> {
+        self.datasets()
+            .filter_map(|d| d.contract.as_ref().map(|c| (d, c)))
     }
 
     /// The closest dataset name to `wanted`, for "did you mean" hints.

@@ -112,6 +112,8 @@ pub struct TransformOptions {
     /// `@watermark: column`: an incremental model appends rows whose `column` is greater than the
     /// table's maximum.
     pub watermark: Option<String>,
+    /// `@schedule: 0 6 * * *`: `meshql serve` runs the node on this cron schedule.
+    pub schedule: Option<String>,
 }
 
 /// The option keys a header may hold, with the values each accepts (empty: a column list).
@@ -119,6 +121,7 @@ pub const OPTION_KEYS: &[(&str, &[&str])] = &[
     ("materialized", &["table", "incremental", "view"]),
     ("unique_key", &[]),
     ("watermark", &[]),
+    ("schedule", &[]),
 ];
 
 /// A table the transform reads, with where the name stands in the file.
@@ -248,6 +251,18 @@ fn parse_header(
                         .map(|c| c.trim().to_string())
                         .filter(|c| !c.is_empty())
                         .collect()
+                }
+                "schedule" => {
+                    if croner::Cron::new(value).parse().is_err() {
+                        let value_col = col + 1 + raw[col..].find(value).unwrap_or(0);
+                        diags.push(Diagnostic::new(
+                            file,
+                            line_no,
+                            value_col,
+                            format!("invalid cron schedule `{value}`; expected five fields, e.g. `0 6 * * *`"),
+                        ));
+                    }
+                    options.schedule = Some(value.to_string());
                 }
                 _ => options.watermark = Some(value.to_string()).filter(|v| !v.is_empty()),
             },
@@ -418,7 +433,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                "1:4 unknown transform option `@materialised`; expected one of: materialized, unique_key, watermark",
+                "1:4 unknown transform option `@materialised`; expected one of: materialized, unique_key, watermark, schedule",
                 "2:19 invalid value `cube` for `@materialized`; expected one of: table, incremental, view",
             ]
         );

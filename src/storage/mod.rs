@@ -146,6 +146,19 @@ impl Warehouse {
         Ok(Arc::new(DeltaStore::new(&url)?))
     }
 
+    /// `<warehouse>/_mesh/staging/<domain>/<layer>/<dataset>/`: where a product's new rows wait
+    /// for their audit, invisible to readers.
+    pub fn staging_store(&self, name: &DatasetName) -> Result<Arc<dyn TableStore>> {
+        Ok(Arc::new(DeltaStore::new(&self.staging_url(name))?))
+    }
+
+    pub fn staging_url(&self, name: &DatasetName) -> String {
+        format!(
+            "{}/_mesh/staging/{}/{}/{}/",
+            self.root, name.domain, name.layer, name.dataset
+        )
+    }
+
     /// Delta tables found in the warehouse folder of a local warehouse (`<domain>/<layer>/<name>/`
     /// holding a `_delta_log`), e.g. raw tables created by ingest. Object-store warehouses list
     /// nothing here.

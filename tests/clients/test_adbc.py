@@ -80,7 +80,7 @@ def test_get_objects_at_every_depth(connect, depth):
     if depth == "db_schemas":
         return
     tables = {t["table_name"]: t for t in layers["gold"]["db_schema_tables"]}
-    assert list(tables) == ["daily_revenue"]
+    assert sorted(tables) == ["customer_value", "daily_revenue"]
     assert sorted(t["table_name"] for t in layers["silver"]["db_schema_tables"]) == ["clean_transactions", "stores"]
     if depth == "tables":
         return

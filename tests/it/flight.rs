@@ -363,7 +363,7 @@ fn run_pipeline_action_publishes_and_information_schema_lists_tables() {
             .iter()
             .map(|n| (n.dataset.as_str(), n.status.as_str(), n.rows))
             .collect();
-        assert_eq!(nodes.len(), 5, "{nodes:?}");
+        assert_eq!(nodes.len(), 6, "{nodes:?}");
         assert!(
             nodes.contains(&("sales.raw.transactions", "ok", Some(6000))),
             "{nodes:?}"
@@ -416,11 +416,12 @@ fn run_pipeline_action_publishes_and_information_schema_lists_tables() {
         assert_eq!(
             lines(&got),
             [
-                "+---------------+--------------+---------------+",
-                "| table_catalog | table_schema | table_name    |",
-                "+---------------+--------------+---------------+",
-                "| sales         | gold         | daily_revenue |",
-                "+---------------+--------------+---------------+",
+                "+---------------+--------------+----------------+",
+                "| table_catalog | table_schema | table_name     |",
+                "+---------------+--------------+----------------+",
+                "| sales         | gold         | customer_value |",
+                "| sales         | gold         | daily_revenue  |",
+                "+---------------+--------------+----------------+",
             ]
         );
     });

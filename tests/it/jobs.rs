@@ -717,6 +717,7 @@ fn every_demo_job_runs_and_the_lineage_is_the_dag() {
             ["sales.gold.daily_revenue", "marketing.gold.roas_by_region", "transform"],
             ["sales.raw.stores", "sales.silver.stores", "transform"],
             ["sales.raw.transactions", "sales.silver.clean_transactions", "transform"],
+            ["sales.silver.clean_transactions", "sales.gold.customer_value", "transform"],
             ["sales.silver.clean_transactions", "sales.gold.daily_revenue", "transform"],
             ["sales.silver.stores", "sales.gold.daily_revenue", "transform"],
         ];

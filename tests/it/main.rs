@@ -6,4 +6,5 @@ mod flight;
 mod flight_sql;
 mod jobs;
 mod pipeline;
+mod products;
 mod spec;

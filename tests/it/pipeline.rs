@@ -332,6 +332,6 @@ ownr: typo",
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "mesh `demo`: 3 domains, 14 datasets (9 transforms); no problems found\n"
+        "mesh `demo`: 3 domains, 15 datasets (10 transforms, 5 written by jobs, 5 products); no problems found\n"
     );
 }

@@ -231,7 +231,7 @@ fn bad_sql_and_bad_headers_are_reported_with_positions() {
     assert_eq!(
         got,
         [
-            "sql/shop/gold/bad.sql:1:4: unknown transform option `@materialised`; expected one of: materialized, unique_key, watermark"
+            "sql/shop/gold/bad.sql:1:4: unknown transform option `@materialised`; expected one of: materialized, unique_key, watermark, schedule"
         ]
     );
     let got = problems(&[("sql/shop/gold/bad.sql", "DELETE FROM silver.items")]);

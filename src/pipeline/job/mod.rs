@@ -26,8 +26,10 @@ use futures::TryStreamExt;
 pub use csv::{CsvSource, Reject};
 
 use super::incremental;
+use super::publish::publish;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
+use crate::quality::Check;
 use crate::spec::DatasetName;
 use crate::spec::job::{BadRows, DestinationKind, Job, SaveMode, StepKind};
 use crate::storage::{CommitMetadata, Published, WriteMode};
@@ -58,6 +60,7 @@ pub async fn run_job(
     base: &Path,
     metadata: &CommitMetadata,
     print: &(dyn Fn(&str) + Send + Sync),
+    checks: &mut Vec<Check>,
 ) -> Result<JobOutcome> {
     let mut previous: Option<Arc<dyn TableProvider>> = None;
     let mut rejecting: Vec<Arc<CsvSource>> = Vec::new();
@@ -104,23 +107,10 @@ pub async fn run_job(
             )
         };
         match &dest.kind {
-            DestinationKind::Table {
-                name,
-                mode,
-                unique_key,
-                watermark,
-            } => {
-                let published = write_table(
-                    engine,
-                    name,
-                    plan.clone(),
-                    *mode,
-                    unique_key,
-                    watermark.as_deref(),
-                    metadata,
-                )
-                .await
-                .map_err(at)?;
+            DestinationKind::Table { name, .. } => {
+                let published = write_table(engine, &dest.kind, plan.clone(), metadata, checks)
+                    .await
+                    .map_err(at)?;
                 outcome.tables.push(TableOutput {
                     name: name.clone(),
                     published,
@@ -302,15 +292,25 @@ async fn json_documents(path: &Path) -> Result<Arc<dyn TableProvider>> {
     Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
 }
 
+/// Writes `plan` to the table of a `DestinationDefaultCatalog` destination; `None` when the
+/// destination left an existing table as it was (`mode: ignore`).
 async fn write_table(
     engine: &Engine,
-    name: &DatasetName,
+    destination: &DestinationKind,
     plan: LogicalPlan,
-    mode: SaveMode,
-    unique_key: &[String],
-    watermark: Option<&str>,
     metadata: &CommitMetadata,
+    checks: &mut Vec<Check>,
 ) -> Result<Option<Published>> {
+    let DestinationKind::Table {
+        name,
+        mode,
+        unique_key,
+        watermark,
+    } = destination
+    else {
+        return Err(Error::internal("not a table destination"));
+    };
+    let (mode, watermark) = (*mode, watermark.as_deref());
     let mesh = engine.mesh();
     if !mesh
         .domain(&name.domain)
@@ -327,9 +327,8 @@ async fn write_table(
         )));
     }
     let catalog = engine.catalog();
-    let store = catalog.store_or_create(name)?;
+    catalog.store_or_create(name)?;
     let exists = catalog.snapshot(name).await?.is_some();
-    let state = engine.session();
     let (write_mode, plan) = match mode {
         SaveMode::Overwrite => (WriteMode::Replace, plan),
         SaveMode::Append if exists => match watermark {
@@ -361,11 +360,8 @@ async fn write_table(
             )
         }
     };
-    let published = store
-        .write(plan, &state, &write_mode, metadata.clone())
-        .await;
-    catalog.invalidate(name).await;
-    Ok(Some(published?))
+    let published = publish(engine, name, plan, &write_mode, metadata.clone(), checks).await?;
+    Ok(Some(published))
 }
 
 /// Writes the rows REJECT mode left out to `<first table>_rejects`, replacing the previous
