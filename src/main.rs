@@ -593,7 +593,27 @@ async fn serve(engine: Arc<Engine>, addr: Option<SocketAddr>, no_build: bool) ->
             "try:  meshql query --server {scheme}://{local}{login} \"SELECT * FROM {table} LIMIT 10\""
         );
     }
-    server.serve(shutdown_signal()).await?;
+    // Background work: schedules and freshness, stopped with the server.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    for s in meshql::pipeline::scheduled(engine.mesh()) {
+        println!("schedule: {} at `{}`", s.node, s.expression);
+    }
+    let schedules = tokio::spawn(meshql::pipeline::run_schedules(
+        Arc::clone(&engine),
+        stopped(stop_rx.clone()),
+    ));
+    let every =
+        std::time::Duration::from_secs(engine.mesh().notifications.freshness_check_secs.max(1));
+    let freshness = tokio::spawn(
+        meshql::pipeline::FreshnessMonitor::new(Arc::clone(&engine)).watch(every, stopped(stop_rx)),
+    );
+    let served = server.serve(shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::join!(schedules, freshness);
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

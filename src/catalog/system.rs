@@ -5,10 +5,12 @@
 //! |---|---|
 //! | `mesh.catalog.domains` | domain |
 //! | `mesh.catalog.datasets` | dataset: kind, materialisation, format, location, version, rows, last update |
-//! | `mesh.catalog.columns` | column of a published dataset |
+//! | `mesh.catalog.columns` | column of a published dataset, with its contract description and classification |
+//! | `mesh.catalog.products` | data product: contract, owner, version, status, SLA, last publish, freshness |
 //! | `mesh.ops.runs` | node of a run: status, rows, duration, input versions, published version, error |
 //! | `mesh.ops.checks` | evaluation of a contract rule: result, observed value, sample of offending rows |
 //! | `mesh.lineage.edges` | table read by a node (table-level lineage from the DAG) |
+//! | `mesh.lineage.columns` | source column of an output column (from the transform's logical plan) |
 //!
 //! Before anything was recorded, a table reads as empty.
 
@@ -83,6 +85,29 @@ static TABLES: LazyLock<Vec<(&'static str, &'static str, SchemaRef)>> = LazyLock
                 ("ordinal", Int32, false),
                 ("data_type", Utf8, false),
                 ("is_nullable", Boolean, false),
+                ("description", Utf8, true),
+                ("classification", Utf8, true),
+                ("primary_key", Boolean, false),
+            ]),
+        ),
+        (
+            "catalog",
+            "products",
+            schema(&[
+                ("domain", Utf8, false),
+                ("layer", Utf8, false),
+                ("dataset", Utf8, false),
+                ("contract_id", Utf8, false),
+                ("name", Utf8, true),
+                ("owner", Utf8, false),
+                ("version", Utf8, false),
+                ("status", Utf8, false),
+                ("description", Utf8, true),
+                ("sla", Utf8, true),
+                ("latency_secs", Int64, true),
+                ("last_publish", utc(), true),
+                ("freshness", Utf8, false),
+                ("checked_at", utc(), false),
             ]),
         ),
         (
@@ -127,6 +152,16 @@ static TABLES: LazyLock<Vec<(&'static str, &'static str, SchemaRef)>> = LazyLock
                 ("upstream", Utf8, false),
                 ("downstream", Utf8, false),
                 ("via", Utf8, false),
+            ]),
+        ),
+        (
+            "lineage",
+            "columns",
+            schema(&[
+                ("downstream", Utf8, false),
+                ("column_name", Utf8, false),
+                ("upstream", Utf8, false),
+                ("upstream_column", Utf8, false),
             ]),
         ),
     ]

@@ -304,6 +304,8 @@ impl Engine {
         use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
         let mut cols: [Vec<Option<String>>; 5] = Default::default();
+        let (mut products, mut freshness) = (Vec::new(), Vec::new());
+        let now = chrono::Utc::now();
         let (mut versions, mut rows, mut updated) = (Vec::new(), Vec::new(), Vec::new());
         // Declared datasets in declaration order, then tables only the warehouse knows.
         let mut names: Vec<DatasetName> = self.mesh().datasets().map(|d| d.name.clone()).collect();
@@ -335,6 +337,12 @@ impl Engine {
             }
             let snapshot = self.catalog.snapshot(name).await?;
             versions.push(snapshot.as_ref().and_then(|s| s.version));
+            let contract = self.mesh().dataset(name).and_then(|d| d.contract.as_ref());
+            products.push(contract.map(|c| format!("{} {}", c.id, c.version_text)));
+            freshness.push(contract.map(|c| {
+                let last = snapshot.as_ref().and_then(|s| s.last_modified);
+                crate::spec::contract::freshness(c.latency, last, now).to_string()
+            }));
             updated.push(
                 snapshot
                     .as_ref()
@@ -357,6 +365,8 @@ impl Engine {
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             true,
         ));
+        fields.push(Field::new("product", DataType::Utf8, true));
+        fields.push(Field::new("freshness", DataType::Utf8, true));
         let mut arrays: Vec<ArrayRef> = cols
             .into_iter()
             .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
@@ -366,6 +376,8 @@ impl Engine {
         arrays.push(Arc::new(
             TimestampMillisecondArray::from(updated).with_timezone("UTC"),
         ));
+        arrays.push(Arc::new(StringArray::from(products)));
+        arrays.push(Arc::new(StringArray::from(freshness)));
         Ok(datafusion::arrow::record_batch::RecordBatch::try_new(
             Arc::new(Schema::new(fields)),
             arrays,

@@ -221,12 +221,21 @@ pub async fn refresh(engine: &Engine) -> Result<()> {
             .push(dataset.and_then(|ds| ds.description.clone()));
         d.file.push(dataset.map(|ds| ds.file.display().to_string()));
         if let Some(s) = &snapshot {
+            let contract = dataset.and_then(|d| d.contract.as_ref());
             for (i, f) in s.provider.schema().fields().iter().enumerate() {
+                let documented =
+                    contract.and_then(|k| k.columns.iter().find(|col| col.name == *f.name()));
                 c.names.push(name.clone());
                 c.column.push(f.name().clone());
                 c.ordinal.push(i as i32 + 1);
                 c.data_type.push(f.data_type().to_string());
                 c.nullable.push(f.is_nullable());
+                c.description
+                    .push(documented.and_then(|d| d.description.clone()));
+                c.classification
+                    .push(documented.and_then(|d| d.classification.clone()));
+                c.primary_key
+                    .push(documented.is_some_and(|d| d.primary_key));
             }
         }
     }
@@ -266,10 +275,15 @@ pub async fn refresh(engine: &Engine) -> Result<()> {
             Arc::new(Int32Array::from(c.ordinal)),
             strings(c.data_type.iter().map(|s| Some(s.as_str()))),
             Arc::new(BooleanArray::from(c.nullable)),
+            strings(c.description.iter().map(|s| s.as_deref())),
+            strings(c.classification.iter().map(|s| s.as_deref())),
+            Arc::new(BooleanArray::from(c.primary_key)),
         ],
         WriteMode::Replace,
     )
     .await?;
+
+    refresh_products(engine, chrono::Utc::now()).await?;
 
     // Table-level lineage from the DAG.
     let mut edges: Vec<(String, String, &'static str)> = Vec::new();
@@ -301,6 +315,78 @@ pub async fn refresh(engine: &Engine) -> Result<()> {
     .await
 }
 
+/// Rewrites `mesh.catalog.products`: every product with its freshness at `now`.
+pub async fn refresh_products(engine: &Engine, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    let mesh = engine.mesh();
+    let mut rows: Vec<(
+        DatasetName,
+        &crate::spec::Contract,
+        Option<i64>,
+        &'static str,
+    )> = Vec::new();
+    for (ds, contract) in mesh.products() {
+        let last = engine
+            .catalog()
+            .snapshot(&ds.name)
+            .await?
+            .and_then(|s| s.last_modified);
+        let status = crate::spec::contract::freshness(contract.latency, last, now);
+        rows.push((
+            ds.name.clone(),
+            contract,
+            last.map(|t| t.timestamp_micros()),
+            status,
+        ));
+    }
+    let owners: Vec<String> = rows
+        .iter()
+        .map(|(n, c, ..)| {
+            c.team
+                .clone()
+                .or_else(|| mesh.domain(&n.domain).map(|d| d.owner.clone()))
+                .unwrap_or_default()
+        })
+        .collect();
+    let slas: Vec<Option<String>> = rows.iter().map(|(_, c, ..)| c.sla_text()).collect();
+    let part = |f: fn(&DatasetName) -> &str| -> ArrayRef {
+        strings(rows.iter().map(|(n, ..)| Some(f(n))))
+    };
+    write(
+        engine,
+        "catalog",
+        "products",
+        vec![
+            part(|n| &n.domain),
+            part(|n| &n.layer),
+            part(|n| &n.dataset),
+            strings(rows.iter().map(|(_, c, ..)| Some(c.id.as_str()))),
+            strings(rows.iter().map(|(_, c, ..)| c.name.as_deref())),
+            strings(owners.iter().map(|o| Some(o.as_str()))),
+            strings(rows.iter().map(|(_, c, ..)| Some(c.version_text.as_str()))),
+            strings(rows.iter().map(|(_, c, ..)| Some(c.status.as_str()))),
+            strings(rows.iter().map(|(_, c, ..)| c.description.as_deref())),
+            strings(slas.iter().map(|s| s.as_deref())),
+            Arc::new(Int64Array::from_iter(
+                rows.iter()
+                    .map(|(_, c, ..)| c.latency.map(|l| l.as_secs() as i64)),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter(rows.iter().map(|(_, _, t, _)| *t))
+                    .with_timezone("UTC"),
+            ),
+            strings(rows.iter().map(|(.., s)| Some(*s))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    rows.iter().map(|_| now.timestamp_micros()),
+                )
+                .with_timezone("UTC"),
+            ),
+        ],
+        WriteMode::Replace,
+    )
+    .await
+}
+
 #[derive(Default)]
 struct DatasetRows {
     names: Vec<DatasetName>,
@@ -322,4 +408,7 @@ struct ColumnRows {
     ordinal: Vec<i32>,
     data_type: Vec<String>,
     nullable: Vec<bool>,
+    description: Vec<Option<String>>,
+    classification: Vec<Option<String>>,
+    primary_key: Vec<bool>,
 }

@@ -7,13 +7,19 @@
 //! [`JobRun`] runs the items of one job file. Every node ends up in `mesh.ops.runs`.
 
 mod dag;
+mod freshness;
 mod history;
 mod incremental;
 pub mod job;
 mod node;
+mod notify;
 mod publish;
 mod run;
+mod schedule;
 
 pub use dag::{RunPlan, Selector};
+pub use freshness::FreshnessMonitor;
 pub use history::refresh as refresh_system_catalog;
+pub use notify::Event;
 pub use run::{JobRun, NodeReport, NodeStatus, Run, RunEvent, RunReport};
+pub use schedule::{Scheduled, run_schedules, scheduled};

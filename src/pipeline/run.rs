@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use super::dag::RunPlan;
 use super::history;
 use super::node::{self, Done, NodeResult, Work};
+use super::notify::{self, Event};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind};
 use crate::quality::Check;
@@ -297,6 +298,7 @@ impl Run {
         }
         refresh(&engine, &mut report).await;
         report.duration = started.elapsed();
+        notify::send(engine.mesh(), &Event::of_run(engine.mesh(), &report)).await;
         report
     }
 }
@@ -494,6 +496,11 @@ impl JobRun {
         }
         refresh(&self.engine, &mut report).await;
         report.duration = started.elapsed();
+        notify::send(
+            self.engine.mesh(),
+            &Event::of_run(self.engine.mesh(), &report),
+        )
+        .await;
         report
     }
 }

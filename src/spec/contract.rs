@@ -16,6 +16,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -539,6 +541,25 @@ impl Contract {
     }
 }
 
+/// `fresh`, `stale`, `unpublished` (never published) or `no_sla` (no latency declared).
+pub fn freshness(
+    latency: Option<Duration>,
+    last_publish: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> &'static str {
+    match (latency, last_publish) {
+        (None, _) => "no_sla",
+        (Some(_), None) => "unpublished",
+        (Some(latency), Some(t)) => {
+            let age = now
+                .signed_duration_since(t)
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            if age > latency { "stale" } else { "fresh" }
+        }
+    }
+}
+
 /// `90000s` as `1d 1h`.
 pub fn human(d: Duration) -> String {
     let mut s = d.as_secs();
@@ -786,11 +807,8 @@ pub fn validate(
                 } else {
                     frequency = d;
                     if let Some(s) = &sla.schedule {
-                        if croner::Cron::new(s).parse().is_err() {
-                            r.at(
-                                &[&spath[..], &["schedule"]].concat(),
-                                format!("invalid cron schedule `{s}`; expected five fields, e.g. `0 6 * * *`"),
-                            );
+                        if let Err(msg) = super::parse_schedule(s) {
+                            r.at(&[&spath[..], &["schedule"]].concat(), msg);
                         }
                         schedule = Some(s.clone());
                     }

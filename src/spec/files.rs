@@ -35,6 +35,78 @@ pub struct MeshFile {
     /// Settings of `meshql serve`.
     #[serde(default)]
     pub server: ServerSettings,
+    /// Where meshql sends events: failed runs, blocked publishes, stale products.
+    #[serde(default)]
+    pub notifications: NotificationSettings,
+    /// Where OpenLineage events of runs go.
+    #[serde(default)]
+    pub lineage: LineageSettings,
+}
+
+/// `notifications:` of mesh.yaml.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// URLs receiving each event as a JSON POST.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookSettings>,
+    /// How often `meshql serve` compares each product's age with its latency SLA, in seconds.
+    /// Default 60.
+    #[serde(default = "default_freshness_check")]
+    pub freshness_check_secs: u64,
+}
+
+fn default_freshness_check() -> u64 {
+    60
+}
+
+/// One webhook.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Events to send: `run_failed`, `publish_blocked`, `product_stale`. Default: all.
+    #[serde(default)]
+    pub events: Vec<EventKind>,
+}
+
+/// Events meshql sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A run ended with a failed or blocked node.
+    RunFailed,
+    /// A product's rows failed its contract and were not published.
+    PublishBlocked,
+    /// A product is older than its latency SLA.
+    ProductStale,
+}
+
+/// `lineage:` of mesh.yaml.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct LineageSettings {
+    /// OpenLineage RunEvents of every run: to a file (JSON lines, relative to the mesh folder)
+    /// and/or an HTTP endpoint (e.g. Marquez's `http://host:5000/api/v1/lineage`).
+    #[serde(default)]
+    pub openlineage: Option<OpenLineageSettings>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct OpenLineageSettings {
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// OpenLineage namespace of the jobs and datasets. Default: the mesh name.
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 fn default_admin_group() -> String {

@@ -165,6 +165,8 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
         domains,
         principals: spec.principals,
         admin_group: spec.admin_group,
+        notifications: spec.notifications,
+        lineage: spec.lineage,
     };
     rules::check(&mesh, &mut diags);
     if diags.is_empty() {

@@ -20,8 +20,9 @@ use std::sync::Arc;
 pub use contract::Contract;
 pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 pub use files::{
-    DomainFile, DomainRef, MeshFile, PrincipalFile, ServerSettings, SourceFile, SourceFormat,
-    TableFormatName, TlsSettings, json_schemas,
+    DomainFile, DomainRef, EventKind, LineageSettings, MeshFile, NotificationSettings,
+    OpenLineageSettings, PrincipalFile, ServerSettings, SourceFile, SourceFormat, TableFormatName,
+    TlsSettings, WebhookSettings, json_schemas,
 };
 pub use job::Job;
 pub use transform::{DatasetName, Dependency, Materialization, Transform, TransformOptions};
@@ -42,6 +43,8 @@ pub struct Mesh {
     pub principals: Vec<PrincipalFile>,
     /// Group whose members may do everything.
     pub admin_group: String,
+    pub notifications: NotificationSettings,
+    pub lineage: LineageSettings,
 }
 
 /// A business unit owning data: a catalog of the federated catalog.
@@ -153,6 +156,8 @@ impl Mesh {
             domains,
             principals: Vec::new(),
             admin_group: "admins".into(),
+            notifications: NotificationSettings::default(),
+            lineage: LineageSettings::default(),
         }
     }
 
@@ -217,6 +222,16 @@ impl Mesh {
         let names: Vec<String> = self.datasets().map(|d| d.name.to_string()).collect();
         did_you_mean(wanted, names.iter().map(String::as_str)).map(str::to_string)
     }
+}
+
+/// Parses a cron schedule: five fields (minute hour day month weekday), or six with seconds.
+pub fn parse_schedule(s: &str) -> Result<croner::Cron, String> {
+    croner::Cron::new(s)
+        .with_seconds_optional()
+        .parse()
+        .map_err(|e| {
+            format!("invalid cron schedule `{s}` ({e}); expected five fields, e.g. `0 6 * * *`")
+        })
 }
 
 /// Whether `name` is a valid domain, layer or dataset name: `[a-z][a-z0-9_]*`, at most 63 bytes.

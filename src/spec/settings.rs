@@ -30,6 +30,39 @@ pub fn check(
             String::new()
         }
     };
+    for (i, hook) in spec.notifications.webhooks.iter().enumerate() {
+        let valid = url::Url::parse(&hook.url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !valid {
+            let (l, c) = pos.value(&[
+                "notifications".into(),
+                "webhooks".into(),
+                i.to_string(),
+                "url".into(),
+            ]);
+            diags.push(Diagnostic::new(
+                mesh_file,
+                l,
+                c,
+                format!(
+                    "invalid webhook URL `{}`; expected http:// or https://",
+                    hook.url
+                ),
+            ));
+        }
+    }
+    if let Some(ol) = &spec.lineage.openlineage
+        && let Some(u) = &ol.url
+        && !url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+    {
+        let (l, c) = pos.value(&["lineage".into(), "openlineage".into(), "url".into()]);
+        diags.push(Diagnostic::new(
+            mesh_file,
+            l,
+            c,
+            format!("invalid OpenLineage URL `{u}`; expected http:// or https://"),
+        ));
+    }
     let addr = &spec.server.addr;
     if addr.parse::<std::net::SocketAddr>().is_err() {
         let (l, c) = pos.value(&["server".into(), "addr".into()]);

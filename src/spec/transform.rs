@@ -253,14 +253,9 @@ fn parse_header(
                         .collect()
                 }
                 "schedule" => {
-                    if croner::Cron::new(value).parse().is_err() {
+                    if let Err(msg) = super::parse_schedule(value) {
                         let value_col = col + 1 + raw[col..].find(value).unwrap_or(0);
-                        diags.push(Diagnostic::new(
-                            file,
-                            line_no,
-                            value_col,
-                            format!("invalid cron schedule `{value}`; expected five fields, e.g. `0 6 * * *`"),
-                        ));
+                        diags.push(Diagnostic::new(file, line_no, value_col, msg));
                     }
                     options.schedule = Some(value.to_string());
                 }

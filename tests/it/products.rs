@@ -466,3 +466,143 @@ fn check_compares_contracts_with_what_was_published() {
     let (code, out, err) = meshql(dir.path(), &["check"]);
     assert_eq!(code, Some(0), "{out}{err}");
 }
+
+/// An HTTP server on loopback collecting the JSON bodies POSTed to it.
+async fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = Arc::clone(&got);
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let sink = Arc::clone(&sink);
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(socket);
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    // Request line and headers.
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).await.unwrap();
+                    sink.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap());
+                    reader
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn blocked_publishes_failed_runs_and_stale_products_reach_the_webhooks() {
+    runtime().block_on(async {
+        let (url, got) = webhook_receiver().await;
+        let dir = shop();
+        edit(
+            &dir.path().join("catalog/mesh.yaml"),
+            "domains:\n",
+            &format!("notifications:\n  webhooks:\n    - url: {url}\ndomains:\n"),
+        );
+        let e = engine(dir.path());
+        assert!(run_all(&e).await.succeeded());
+        assert!(got.lock().unwrap().is_empty(), "a good run sends nothing");
+
+        std::fs::write(dir.path().join("catalog/shop/data/orders.csv"), "id,amount\n1,10\n1,20\n").unwrap();
+        let report = run_all(&e).await;
+        let events = got.lock().unwrap().clone();
+        let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["publish_blocked", "run_failed"]);
+        assert_eq!(events[0]["node"], "shop.silver.orders");
+        assert_eq!(events[0]["run_id"], report.run_id.as_str());
+        assert_eq!(events[0]["failed_rules"][0]["rule"], "id_unique");
+        assert_eq!(events[1]["failed"][0]["status"], "blocked");
+        assert_eq!(events[1]["skipped"][0], "shop.gold.total");
+        got.lock().unwrap().clear();
+
+        // Freshness with an injected clock: fresh now, stale two days later (latency 1d).
+        let published = e
+            .catalog()
+            .snapshot(&meshql::spec::DatasetName::new("shop", "silver", "orders"))
+            .await
+            .unwrap()
+            .and_then(|s| s.last_modified)
+            .unwrap();
+        let later = Arc::new(std::sync::Mutex::new(published + chrono::Duration::hours(1)));
+        let clock = Arc::clone(&later);
+        let mut monitor = meshql::pipeline::FreshnessMonitor::new(Arc::clone(&e))
+            .with_clock(move || *clock.lock().unwrap());
+        assert!(monitor.check().await.unwrap().is_empty());
+        *later.lock().unwrap() = published + chrono::Duration::hours(49);
+        let stale = monitor.check().await.unwrap();
+        assert_eq!(stale, [meshql::spec::DatasetName::new("shop", "silver", "orders")]);
+        // Turning stale is one event, not one per check.
+        assert!(monitor.check().await.unwrap().is_empty());
+        let events = got.lock().unwrap().clone();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["event"], "product_stale");
+        assert_eq!(events[0]["product"], "shop.silver.orders");
+        assert_eq!(events[0]["latency_secs"], 86400);
+        assert_eq!(events[0]["age_secs"], 49 * 3600);
+        assert_eq!(
+            count(&e, "SELECT count(*) FROM mesh.catalog.products WHERE freshness = 'stale' AND version = '1.0.0'").await,
+            1
+        );
+    });
+}
+
+#[test]
+fn serve_runs_nodes_on_their_schedule() {
+    runtime().block_on(async {
+        let dir = shop();
+        edit(
+            &dir.path().join("sql/shop/gold/total.sql"),
+            "SELECT",
+            "-- @schedule: * * * * * *\nSELECT",
+        );
+        let e = engine(dir.path());
+        assert!(run_all(&e).await.succeeded());
+        let schedules = meshql::pipeline::scheduled(e.mesh());
+        assert_eq!(schedules.len(), 1);
+        assert_eq!(schedules[0].node.to_string(), "shop.gold.total");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(meshql::pipeline::run_schedules(Arc::clone(&e), async move {
+            let _ = stop_rx.await;
+        }));
+        // Every second: wait (at most 20 s) for two scheduled runs of the node.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let n = count(&e, "SELECT count(*) FROM mesh.ops.runs WHERE node = 'shop.gold.total'").await;
+            if n >= 3 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the schedule did not run ({n} rows)");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        stop_tx.send(()).unwrap();
+        task.await.unwrap();
+        // Nothing changed between ticks: the scheduled runs found the node up to date.
+        assert!(count(&e, "SELECT count(*) FROM mesh.ops.runs WHERE node = 'shop.gold.total' AND status = 'up_to_date'").await >= 2);
+    });
+}
