@@ -122,6 +122,17 @@ enum Command {
         #[command(flatten)]
         auth: Auth,
     },
+    /// Show lineage: which tables feed which (and, with --columns, which columns), for the
+    /// whole mesh or around one dataset.
+    Lineage {
+        /// A dataset (`domain.layer.dataset`): show its upstream and downstream only.
+        dataset: Option<String>,
+        #[arg(long, value_enum, default_value_t = LineageFormat::Table)]
+        format: LineageFormat,
+        /// Column-level lineage (table format only).
+        #[arg(long)]
+        columns: bool,
+    },
     /// List domains, layers and datasets with row counts, versions and last update.
     Catalog {
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -138,6 +149,18 @@ enum Command {
         #[arg(long, default_value = "schemas")]
         out: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LineageFormat {
+    /// One row per edge.
+    Table,
+    /// A Mermaid flowchart.
+    Mermaid,
+    /// A Graphviz digraph.
+    Dot,
+    /// OpenLineage RunEvents, one JSON object per line.
+    Openlineage,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +196,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // SAFETY: restoring the default disposition of a signal before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Query execution recurses over expressions; give workers room beyond the 2 MiB default.
@@ -289,6 +319,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
                     print(format, &schema, &batches)
                 }
+                Command::Lineage {
+                    dataset,
+                    format,
+                    columns,
+                } => lineage(&engine, dataset.as_deref(), format, columns).await,
                 Command::Catalog { format } => {
                     let batch = engine.overview().await?;
                     print(format, &batch.schema(), &[batch])
@@ -412,6 +447,57 @@ async fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn lineage(
+    engine: &Engine,
+    dataset: Option<&str>,
+    format: LineageFormat,
+    columns: bool,
+) -> Result<ExitCode> {
+    use meshql::pipeline::lineage;
+    let mesh = engine.mesh();
+    let mut edges = lineage::edges(mesh);
+    if let Some(d) = dataset {
+        let name = meshql::spec::DatasetName::parse(d)
+            .ok_or_else(|| Error::user(format!("`{d}` is not domain.layer.dataset")))?;
+        if mesh.dataset(&name).is_none() {
+            return Err(engine.catalog().not_found(&name));
+        }
+        edges = lineage::around(&edges, d);
+    }
+    let in_scope =
+        |n: &str| dataset.is_none() || edges.iter().any(|e| e.upstream == n || e.downstream == n);
+    match format {
+        LineageFormat::Mermaid => print!("{}", lineage::mermaid(&edges)),
+        LineageFormat::Dot => print!("{}", lineage::dot(&edges)),
+        LineageFormat::Openlineage => {
+            let cols = lineage::column_edges(engine).await?;
+            for event in lineage::openlineage(mesh, &edges, &cols) {
+                println!("{event}");
+            }
+        }
+        LineageFormat::Table if columns => {
+            let cols = lineage::column_edges(engine).await?;
+            println!(
+                "{:<40} {:<20} {:<40} upstream column",
+                "downstream", "column", "upstream"
+            );
+            for c in cols.iter().filter(|c| in_scope(&c.downstream)) {
+                println!(
+                    "{:<40} {:<20} {:<40} {}",
+                    c.downstream, c.column, c.upstream, c.upstream_column
+                );
+            }
+        }
+        LineageFormat::Table => {
+            println!("{:<40} {:<40} via", "upstream", "downstream");
+            for e in &edges {
+                println!("{:<40} {:<40} {}", e.upstream, e.downstream, e.via);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn has_mesh_file(dir: &Path) -> bool {

@@ -285,30 +285,30 @@ pub async fn refresh(engine: &Engine) -> Result<()> {
 
     refresh_products(engine, chrono::Utc::now()).await?;
 
-    // Table-level lineage from the DAG.
-    let mut edges: Vec<(String, String, &'static str)> = Vec::new();
-    for node in mesh.nodes() {
-        let via = dataset_kind(Some(node));
-        let outputs: Vec<DatasetName> = match &node.kind {
-            DatasetKind::Job(job) => job.outputs().cloned().collect(),
-            _ => vec![node.name.clone()],
-        };
-        for dep in mesh.node_dependencies(node) {
-            for out in &outputs {
-                edges.push((dep.name.to_string(), out.to_string(), via));
-            }
-        }
-    }
-    edges.sort();
-    edges.dedup();
+    // Lineage: tables from the DAG, columns from the transforms' plans.
+    let edges = super::lineage::edges(mesh);
     write(
         engine,
         "lineage",
         "edges",
         vec![
-            strings(edges.iter().map(|e| Some(e.0.as_str()))),
-            strings(edges.iter().map(|e| Some(e.1.as_str()))),
-            strings(edges.iter().map(|e| Some(e.2))),
+            strings(edges.iter().map(|e| Some(e.upstream.as_str()))),
+            strings(edges.iter().map(|e| Some(e.downstream.as_str()))),
+            strings(edges.iter().map(|e| Some(e.via))),
+        ],
+        WriteMode::Replace,
+    )
+    .await?;
+    let columns = super::lineage::column_edges(engine).await?;
+    write(
+        engine,
+        "lineage",
+        "columns",
+        vec![
+            strings(columns.iter().map(|c| Some(c.downstream.as_str()))),
+            strings(columns.iter().map(|c| Some(c.column.as_str()))),
+            strings(columns.iter().map(|c| Some(c.upstream.as_str()))),
+            strings(columns.iter().map(|c| Some(c.upstream_column.as_str()))),
         ],
         WriteMode::Replace,
     )

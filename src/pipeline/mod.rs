@@ -11,6 +11,7 @@ mod freshness;
 mod history;
 mod incremental;
 pub mod job;
+pub mod lineage;
 mod node;
 mod notify;
 mod publish;

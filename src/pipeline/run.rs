@@ -328,9 +328,14 @@ async fn record(engine: &Engine, report: &mut RunReport, r: NodeReport) {
     report.nodes.push(r);
 }
 
+/// After a run: the system catalog, then the run's OpenLineage events.
 async fn refresh(engine: &Engine, report: &mut RunReport) {
     if let Err(e) = history::refresh(engine).await {
         tracing::warn!(error = %e, "cannot refresh the mesh system catalog");
+        report.history_errors.push(e.to_string());
+    }
+    if let Err(e) = super::lineage::emit(engine, report).await {
+        tracing::warn!(error = %e, "cannot emit OpenLineage events");
         report.history_errors.push(e.to_string());
     }
 }

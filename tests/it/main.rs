@@ -5,6 +5,7 @@ mod common;
 mod flight;
 mod flight_sql;
 mod jobs;
+mod lineage;
 mod pipeline;
 mod products;
 mod spec;
