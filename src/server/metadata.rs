@@ -19,6 +19,7 @@ use tonic::{Response, Status};
 use super::service::{DoGetStream, MeshFlightSql};
 use crate::catalog::{SYSTEM_CATALOG, system_schema, system_tables};
 use crate::error::Error;
+use arrow_flight::sql::CommandGetPrimaryKeys;
 
 /// Table type of every mesh dataset.
 const TABLE_TYPE: &str = "TABLE";
@@ -209,9 +210,67 @@ pub fn foreign_keys_schema() -> SchemaRef {
     ]))
 }
 
-/// An empty result with `schema`: meshql declares no keys yet (contracts will add primary keys).
+/// An empty result with `schema` (meshql declares no foreign keys).
 pub fn empty(schema: SchemaRef) -> Result<Response<DoGetStream>, Status> {
     one_batch(Ok(RecordBatch::new_empty(schema)))
+}
+
+/// GetPrimaryKeys: the `primaryKey` properties of the table's contract, in
+/// `primaryKeyPosition` order (declaration order without positions).
+pub fn do_get_primary_keys(
+    svc: &MeshFlightSql,
+    q: CommandGetPrimaryKeys,
+) -> Result<Response<DoGetStream>, Status> {
+    use datafusion::arrow::array::{Int32Array, StringArray};
+    let mesh = svc.engine.mesh();
+    let matches = |d: &crate::spec::Dataset| {
+        d.name.dataset == q.table
+            && q.catalog.as_deref().is_none_or(|c| c == d.name.domain)
+            && q.db_schema.as_deref().is_none_or(|s| s == d.name.layer)
+    };
+    let mut rows: Vec<(crate::spec::DatasetName, String, i32)> = Vec::new();
+    for (ds, contract) in mesh.products().filter(|(d, _)| matches(d)) {
+        let mut keys: Vec<(i64, usize, &str)> = contract
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.primary_key)
+            .map(|(i, c)| {
+                (
+                    c.primary_key_position
+                        .filter(|p| *p > 0)
+                        .unwrap_or(i64::MAX),
+                    i,
+                    c.name.as_str(),
+                )
+            })
+            .collect();
+        keys.sort();
+        for (seq, (_, _, col)) in keys.into_iter().enumerate() {
+            rows.push((ds.name.clone(), col.to_string(), seq as i32 + 1));
+        }
+    }
+    let batch = RecordBatch::try_new(
+        primary_keys_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.0.domain.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.0.layer.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.0.dataset.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.1.as_str()),
+            )),
+            Arc::new(StringArray::from_iter(rows.iter().map(|_| None::<&str>))),
+            Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.2))),
+        ],
+    )
+    .map_err(|e| Status::from(Error::internal(format!("encoding primary keys: {e}"))))?;
+    one_batch(Ok(batch))
 }
 
 /// SQL `LIKE` matching with `%`, `_` and `\` as escape, as Flight SQL filter patterns use.

@@ -377,11 +377,11 @@ impl FlightSqlService for MeshFlightSql {
 
     async fn do_get_primary_keys(
         &self,
-        _query: CommandGetPrimaryKeys,
+        query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         self.principal(&request)?;
-        metadata::empty(metadata::primary_keys_schema())
+        metadata::do_get_primary_keys(self, query)
     }
 
     async fn get_flight_info_exported_keys(

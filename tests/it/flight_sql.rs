@@ -176,6 +176,20 @@ fn sql_info_type_info_and_keys_answer_with_the_protocol_schemas() {
             .unwrap();
         let schema = info.clone().try_decode_schema().unwrap();
         assert_eq!(schema.fields().len(), 6);
+        // From the product's contract: order_date then region.
+        let keys = collect(&mut c, info).await;
+        let text = pretty_format_batches(&keys).unwrap().to_string();
+        assert!(text.contains("| sales        | gold           | daily_revenue | order_date  |          | 1            |"), "{text}");
+        assert!(text.contains("| sales        | gold           | daily_revenue | region      |          | 2            |"), "{text}");
+        // A dataset without a contract declares none.
+        let info = c
+            .get_primary_keys(CommandGetPrimaryKeys {
+                catalog: Some("sales".into()),
+                db_schema: Some("silver".into()),
+                table: "stores".into(),
+            })
+            .await
+            .unwrap();
         assert_eq!(rows(&mut c, info).await, 0);
     });
 }
