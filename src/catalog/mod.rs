@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::spec::{DatasetKind, DatasetName, Materialization, Mesh};
 use crate::storage::{TableSnapshot, TableStore, Warehouse};
 
-pub use providers::{DomainCatalog, LayerSchema};
+pub use providers::{DomainCatalog, LayerSchema, Visibility};
 pub use system::{SYSTEM_CATALOG, SystemCatalog, system_schema, system_tables};
 
 /// Every dataset of the mesh with its store, and a cache of opened versions.
@@ -232,12 +232,23 @@ impl MeshCatalog {
 
     /// One DataFusion catalog per domain, to register in a session.
     pub fn domain_catalogs(self: &Arc<Self>) -> Vec<(String, Arc<dyn CatalogProvider>)> {
+        self.domain_catalogs_for(None)
+    }
+
+    /// The domain catalogs, listing only what `visible` accepts (when given).
+    pub fn domain_catalogs_for(
+        self: &Arc<Self>,
+        visible: Option<Visibility>,
+    ) -> Vec<(String, Arc<dyn CatalogProvider>)> {
         self.mesh
             .domains
             .iter()
             .map(|d| {
-                let provider: Arc<dyn CatalogProvider> =
-                    Arc::new(DomainCatalog::new(Arc::clone(self), &d.name));
+                let mut domain = DomainCatalog::new(Arc::clone(self), &d.name);
+                if let Some(v) = &visible {
+                    domain = domain.with_visibility(Arc::clone(v));
+                }
+                let provider: Arc<dyn CatalogProvider> = Arc::new(domain);
                 (d.name.clone(), provider)
             })
             .collect()

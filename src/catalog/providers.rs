@@ -10,11 +10,23 @@ use datafusion::error::Result as DfResult;
 use super::MeshCatalog;
 use crate::spec::DatasetName;
 
+/// Which datasets a session lists (information_schema): the others still resolve, so that a
+/// query naming one is refused by governance with PermissionDenied rather than NotFound.
+pub type Visibility = Arc<dyn Fn(&DatasetName) -> bool + Send + Sync>;
+
 /// A domain: its layers are the schemas.
-#[derive(Debug)]
 pub struct DomainCatalog {
     catalog: Arc<MeshCatalog>,
     domain: String,
+    visible: Option<Visibility>,
+}
+
+impl std::fmt::Debug for DomainCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DomainCatalog")
+            .field("domain", &self.domain)
+            .finish()
+    }
 }
 
 impl DomainCatalog {
@@ -22,7 +34,14 @@ impl DomainCatalog {
         Self {
             catalog,
             domain: domain.to_string(),
+            visible: None,
         }
+    }
+
+    /// Lists only the datasets `visible` accepts.
+    pub fn with_visibility(mut self, visible: Visibility) -> Self {
+        self.visible = Some(visible);
+        self
     }
 
     fn layers(&self) -> &[String] {
@@ -40,7 +59,21 @@ impl CatalogProvider for DomainCatalog {
     }
 
     fn schema_names(&self) -> Vec<String> {
-        self.layers().to_vec()
+        let layers = self.layers().to_vec();
+        match &self.visible {
+            None => layers,
+            Some(visible) => {
+                let names = self.catalog.dataset_names();
+                layers
+                    .into_iter()
+                    .filter(|l| {
+                        names
+                            .iter()
+                            .any(|n| n.domain == self.domain && n.layer == *l && visible(n))
+                    })
+                    .collect()
+            }
+        }
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
@@ -49,17 +82,27 @@ impl CatalogProvider for DomainCatalog {
                 catalog: Arc::clone(&self.catalog),
                 domain: self.domain.clone(),
                 layer: name.to_string(),
+                visible: self.visible.clone(),
             }) as Arc<dyn SchemaProvider>
         })
     }
 }
 
 /// A layer: its datasets are the tables.
-#[derive(Debug)]
 pub struct LayerSchema {
     catalog: Arc<MeshCatalog>,
     domain: String,
     layer: String,
+    visible: Option<Visibility>,
+}
+
+impl std::fmt::Debug for LayerSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerSchema")
+            .field("domain", &self.domain)
+            .field("layer", &self.layer)
+            .finish()
+    }
 }
 
 impl LayerSchema {
@@ -79,6 +122,7 @@ impl SchemaProvider for LayerSchema {
             .dataset_names()
             .into_iter()
             .filter(|n| n.domain == self.domain && n.layer == self.layer)
+            .filter(|n| self.visible.as_ref().is_none_or(|v| v(n)))
             .map(|n| n.dataset)
             .collect()
     }

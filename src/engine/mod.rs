@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 
 pub use guard::SqlLimits;
 
-use crate::catalog::{MeshCatalog, SYSTEM_CATALOG, SystemCatalog};
+use crate::catalog::{MeshCatalog, SYSTEM_CATALOG, SystemCatalog, Visibility};
 use crate::error::{Error, Result};
 use crate::spec::{DatasetName, Mesh};
 
@@ -146,6 +146,26 @@ impl Engine {
     /// A fresh session resolving unqualified names inside `path` (how transforms are planned).
     pub fn session_in(&self, path: &SearchPath) -> SessionState {
         let mut state = self.template.clone();
+        let options = state.config_mut().options_mut();
+        options.catalog.default_catalog = path.domain.clone();
+        options.catalog.default_schema = path.layer.clone();
+        state
+    }
+
+    /// A session for one principal: listings (information_schema) show the datasets `visible`
+    /// accepts; every dataset still resolves, so governance can refuse it by name.
+    pub fn session_visible(&self, path: &SearchPath, visible: Visibility) -> SessionState {
+        let list = MemoryCatalogProviderList::new();
+        for (name, provider) in self.catalog.domain_catalogs_for(Some(visible)) {
+            list.register_catalog(name, provider);
+        }
+        list.register_catalog(
+            SYSTEM_CATALOG.to_string(),
+            Arc::new(SystemCatalog::new(Arc::clone(&self.catalog))),
+        );
+        let mut state = SessionStateBuilder::new_from_existing(self.template.clone())
+            .with_catalog_list(Arc::new(list))
+            .build();
         let options = state.config_mut().options_mut();
         options.catalog.default_catalog = path.domain.clone();
         options.catalog.default_schema = path.layer.clone();

@@ -30,6 +30,8 @@ const TOKEN_PREFIX: &str = "mq1.";
 pub struct Principal {
     pub name: String,
     pub groups: Vec<String>,
+    /// Attributes row filters use (`principal_attribute('region')`).
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl Principal {
@@ -37,6 +39,7 @@ impl Principal {
         Self {
             name: "anonymous".into(),
             groups: Vec::new(),
+            attributes: BTreeMap::new(),
         }
     }
 
@@ -54,6 +57,7 @@ struct TokenClaims {
 struct Known {
     groups: Vec<String>,
     password_hash: Option<String>,
+    attributes: BTreeMap<String, String>,
 }
 
 /// Authenticates requests against the principals of a mesh.
@@ -110,6 +114,7 @@ impl Identity {
                 Known {
                     groups: p.groups.clone(),
                     password_hash: p.password_hash.clone(),
+                    attributes: p.attributes.clone(),
                 },
             );
         }
@@ -132,6 +137,7 @@ impl Identity {
         self.principals.get(name).map(|k| Principal {
             name: name.to_string(),
             groups: k.groups.clone(),
+            attributes: k.attributes.clone(),
         })
     }
 
@@ -220,6 +226,7 @@ impl Identity {
             return Ok(Principal {
                 name: "admin-token".into(),
                 groups: vec![self.admin_group.clone()],
+                attributes: BTreeMap::new(),
             });
         }
         let name = self.tokens.get(&hash).ok_or_else(invalid)?;

@@ -37,7 +37,6 @@ pub async fn ingest(
     command: CommandStatementIngest,
     input: PeekableFlightDataStream,
 ) -> Result<i64, Status> {
-    svc.require_admin(principal, "ingest")?;
     if command.temporary {
         return Err(Error::user(
             "temporary tables are not supported; ingest into a raw-layer table",
@@ -59,6 +58,7 @@ pub async fn ingest(
         .clone()
         .unwrap_or_else(|| INGEST_LAYER.to_string());
     let name = DatasetName::new(&domain, &layer, &command.table);
+    svc.require(principal, crate::spec::Action::Ingest, &name)?;
     if layer != INGEST_LAYER {
         return Err(Error::permission(format!(
             "cannot ingest into `{name}`: clients ingest into a raw layer only (pipelines build the others)"

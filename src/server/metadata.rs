@@ -19,6 +19,8 @@ use tonic::{Response, Status};
 use super::service::{DoGetStream, MeshFlightSql};
 use crate::catalog::{SYSTEM_CATALOG, system_schema, system_tables};
 use crate::error::Error;
+use crate::governance::Principal;
+use crate::spec::{Action, DatasetName};
 use arrow_flight::sql::CommandGetPrimaryKeys;
 
 /// Table type of every mesh dataset.
@@ -68,17 +70,31 @@ pub fn one_batch(batch: Result<RecordBatch, FlightError>) -> Result<Response<DoG
     Ok(Response::new(Box::pin(stream.boxed())))
 }
 
+/// The datasets `principal` may read: what every listing shows.
+fn readable(svc: &MeshFlightSql, principal: &Principal) -> Vec<DatasetName> {
+    let access = svc.access(principal);
+    svc.engine
+        .catalog()
+        .dataset_names()
+        .into_iter()
+        .filter(|n| access.can(Action::Read, n))
+        .collect()
+}
+
 pub fn do_get_catalogs(
     svc: &MeshFlightSql,
+    principal: &Principal,
     q: CommandGetCatalogs,
 ) -> Result<Response<DoGetStream>, Status> {
     let mut builder = q.into_builder();
+    let readable = readable(svc, principal);
     let mut names: Vec<&str> = svc
         .engine
         .mesh()
         .domains
         .iter()
         .map(|d| d.name.as_str())
+        .filter(|d| readable.iter().any(|n| n.domain == *d))
         .collect();
     names.push(SYSTEM_CATALOG);
     names.sort_unstable();
@@ -90,15 +106,18 @@ pub fn do_get_catalogs(
 
 pub fn do_get_schemas(
     svc: &MeshFlightSql,
+    principal: &Principal,
     q: CommandGetDbSchemas,
 ) -> Result<Response<DoGetStream>, Status> {
     let mut builder = q.into_builder();
+    let readable = readable(svc, principal);
     let mut pairs: Vec<(&str, &str)> = svc
         .engine
         .mesh()
         .domains
         .iter()
         .flat_map(|d| d.layers.iter().map(move |l| (d.name.as_str(), l.as_str())))
+        .filter(|(d, l)| readable.iter().any(|n| n.domain == *d && n.layer == *l))
         .collect();
     let system: Vec<(String, String)> = system_tables().map(|n| (n.domain, n.layer)).collect();
     pairs.extend(system.iter().map(|(c, s)| (c.as_str(), s.as_str())));
@@ -112,9 +131,11 @@ pub fn do_get_schemas(
 
 pub async fn do_get_tables(
     svc: &MeshFlightSql,
+    principal: &Principal,
     q: CommandGetTables,
 ) -> Result<Response<DoGetStream>, Status> {
     let catalog = svc.engine.catalog();
+    let access = svc.access(principal);
     let wants_table_type =
         q.table_types.is_empty() || q.table_types.iter().any(|t| t == TABLE_TYPE);
     let (cat, schema_pat, table_pat) = (
@@ -126,6 +147,9 @@ pub async fn do_get_tables(
     let mut builder = q.into_builder();
     if wants_table_type {
         for name in &catalog.dataset_names() {
+            if !access.can(Action::Read, name) {
+                continue;
+            }
             if cat.as_deref().is_some_and(|c| c != name.domain)
                 || schema_pat.as_deref().is_some_and(|p| !like(p, &name.layer))
                 || table_pat
@@ -219,8 +243,10 @@ pub fn empty(schema: SchemaRef) -> Result<Response<DoGetStream>, Status> {
 /// `primaryKeyPosition` order (declaration order without positions).
 pub fn do_get_primary_keys(
     svc: &MeshFlightSql,
+    principal: &Principal,
     q: CommandGetPrimaryKeys,
 ) -> Result<Response<DoGetStream>, Status> {
+    let access = svc.access(principal);
     use datafusion::arrow::array::{Int32Array, StringArray};
     let mesh = svc.engine.mesh();
     let matches = |d: &crate::spec::Dataset| {
@@ -229,7 +255,10 @@ pub fn do_get_primary_keys(
             && q.db_schema.as_deref().is_none_or(|s| s == d.name.layer)
     };
     let mut rows: Vec<(crate::spec::DatasetName, String, i32)> = Vec::new();
-    for (ds, contract) in mesh.products().filter(|(d, _)| matches(d)) {
+    for (ds, contract) in mesh
+        .products()
+        .filter(|(d, _)| matches(d) && access.can(Action::Read, &d.name))
+    {
         let mut keys: Vec<(i64, usize, &str)> = contract
             .columns
             .iter()

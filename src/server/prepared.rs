@@ -28,8 +28,8 @@ pub async fn create(
     path: &SearchPath,
     sql: &str,
 ) -> Result<ActionCreatePreparedStatementResult, Status> {
-    let state = svc.engine.session_in(path);
-    let plan = svc.engine.plan(sql, &state).await?;
+    let (governed, _state) = svc.governed_plan(principal, path, sql).await?;
+    let plan = governed.plan;
     let dataset = wire_schema(
         plan.schema().as_arrow(),
         svc.engine.mesh().server.view_types,

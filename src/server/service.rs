@@ -28,10 +28,14 @@ use tonic::{Request, Response, Status, Streaming};
 use super::limits::{Admission, StreamLimits};
 use super::session::{self, Sessions};
 use super::{actions, ingest, metadata, prepared, sql_info, statement};
-use crate::engine::Engine;
+use crate::catalog::Visibility;
+use crate::engine::{Engine, SearchPath};
 use crate::error::{Error, ErrorKind};
+use crate::governance::{Access, Context, Governed, govern};
 use crate::governance::{Identity, Principal, Signer};
 use crate::proto::session::SetSessionOptionsRequest;
+use crate::spec::{Action as Operation, DatasetName};
+use datafusion::execution::SessionState;
 
 pub(super) type DoGetStream = <MeshFlightSql as FlightService>::DoGetStream;
 
@@ -82,18 +86,58 @@ impl MeshFlightSql {
 }
 
 impl MeshFlightSql {
-    /// Until domain policies exist, writes (runs, ingest) are for the admin group — or for anyone
-    /// on an open mesh without principals.
-    pub(super) fn require_admin(&self, principal: &Principal, what: &str) -> Result<(), Status> {
-        let admins = &self.engine.mesh().admin_group;
-        if self.identity.required() && !principal.in_group(admins) {
-            return Err(Error::permission(format!(
-                "`{}` may not {what}: until domain policies exist, that is for members of `{admins}`",
-                principal.name
-            ))
-            .into());
+    /// What `principal` may do (everything on an open mesh without principals).
+    pub(super) fn access(&self, principal: &Principal) -> Access {
+        Access::new(
+            Arc::clone(self.engine.mesh()),
+            principal.clone(),
+            !self.identity.required(),
+        )
+    }
+
+    /// Refuses `action` on `dataset` unless the policies allow it.
+    pub(super) fn require(
+        &self,
+        principal: &Principal,
+        action: Operation,
+        dataset: &DatasetName,
+    ) -> Result<(), Status> {
+        let decision = self.access(principal).decide(action, dataset);
+        if decision.allowed {
+            return Ok(());
         }
-        Ok(())
+        Err(Error::permission(format!(
+            "`{}` may not {action} `{dataset}` ({})",
+            principal.name, decision.reason
+        ))
+        .into())
+    }
+
+    /// Plans `sql` for `principal` and governs the plan: denials, row filters, masks. The
+    /// session lists only what the principal may read.
+    pub(super) async fn governed_plan(
+        &self,
+        principal: &Principal,
+        path: &SearchPath,
+        sql: &str,
+    ) -> Result<(Governed, SessionState), Status> {
+        let access = self.access(principal);
+        let lister = access.clone();
+        let visible: Visibility = Arc::new(move |d: &DatasetName| lister.can(Operation::Read, d));
+        let state = self.engine.session_visible(path, visible);
+        let plan = self.engine.plan(sql, &state).await?;
+        let known = self.engine.catalog().dataset_names();
+        let governed = govern(
+            plan,
+            &Context {
+                access: &access,
+                state: &state,
+                domain: &path.domain,
+                layer: &path.layer,
+                known: &known,
+            },
+        )?;
+        Ok((governed, state))
     }
 }
 
@@ -254,8 +298,8 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
-        metadata::do_get_catalogs(self, query)
+        let principal = self.principal(&request)?;
+        metadata::do_get_catalogs(self, &principal, query)
     }
 
     async fn get_flight_info_schemas(
@@ -276,8 +320,8 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
-        metadata::do_get_schemas(self, query)
+        let principal = self.principal(&request)?;
+        metadata::do_get_schemas(self, &principal, query)
     }
 
     async fn get_flight_info_tables(
@@ -298,8 +342,8 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
-        metadata::do_get_tables(self, query).await
+        let principal = self.principal(&request)?;
+        metadata::do_get_tables(self, &principal, query).await
     }
 
     async fn get_flight_info_table_types(
@@ -380,8 +424,8 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
-        metadata::do_get_primary_keys(self, query)
+        let principal = self.principal(&request)?;
+        metadata::do_get_primary_keys(self, &principal, query)
     }
 
     async fn get_flight_info_exported_keys(

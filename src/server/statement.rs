@@ -40,8 +40,8 @@ pub async fn flight_info(
     params: Option<RecordBatch>,
     descriptor: FlightDescriptor,
 ) -> Result<Response<FlightInfo>, Status> {
-    let state = svc.engine.session_in(path);
-    let plan = svc.engine.plan(sql, &state).await?;
+    let (governed, _state) = svc.governed_plan(principal, path, sql).await?;
+    let plan = governed.plan;
     let rows: Vec<Option<RecordBatch>> = match &params {
         None => vec![None],
         Some(batch) if batch.num_rows() == 0 => {
@@ -93,8 +93,9 @@ pub async fn do_get(
     }
     let permit = svc.admission.admit().await?;
     let limits = svc.stream_limits;
-    let state = svc.engine.session_in(&statement.search_path());
-    let mut plan = svc.engine.plan(&statement.sql, &state).await?;
+    let path = statement.search_path();
+    let (governed, state) = svc.governed_plan(principal, &path, &statement.sql).await?;
+    let mut plan = governed.plan;
     if let Some(bytes) = &statement.params {
         plan = bind(plan, &decode_batch(bytes)?)?;
     }

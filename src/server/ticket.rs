@@ -105,10 +105,12 @@ mod tests {
         let ana = Principal {
             name: "ana".into(),
             groups: vec![],
+            attributes: Default::default(),
         };
         let bob = Principal {
             name: "bob".into(),
             groups: vec![],
+            attributes: Default::default(),
         };
         let path = SearchPath {
             domain: "d".into(),

@@ -32,6 +32,9 @@ pub struct MeshFile {
     /// Group whose members may do everything. Default `admins`.
     #[serde(default = "default_admin_group")]
     pub admin_group: String,
+    /// Global policies: what principals may do, which columns are masked, which rows filtered.
+    #[serde(default)]
+    pub policies: Vec<PolicyFile>,
     /// Settings of `meshql serve`.
     #[serde(default)]
     pub server: ServerSettings,
@@ -44,7 +47,7 @@ pub struct MeshFile {
 }
 
 /// `notifications:` of mesh.yaml.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(deny_unknown_fields)]
 pub struct NotificationSettings {
@@ -59,6 +62,15 @@ pub struct NotificationSettings {
 
 fn default_freshness_check() -> u64 {
     60
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            freshness_check_secs: default_freshness_check(),
+        }
+    }
 }
 
 /// One webhook.
@@ -131,6 +143,54 @@ pub struct PrincipalFile {
     /// makes a token and its hash).
     #[serde(default)]
     pub token_hashes: Vec<String>,
+    /// Attributes row filters can use: `principal_attribute('region')`.
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// A policy: allows or denies actions, masks columns, or filters rows. In mesh.yaml policies are
+/// global; in a domain.yaml they apply to that domain only. Denials always win over allows.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Shown in errors, `meshql policy explain` and the audit log.
+    pub name: String,
+    /// Actions allowed: `read`, `run`, `ingest`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Actions denied: `read`, `run`, `ingest`.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Masks columns: `sha256`, `redact`, `null`, or a SQL expression over `{column}`.
+    #[serde(default)]
+    pub mask: Option<String>,
+    /// Keeps only the rows where this SQL predicate holds; it may call
+    /// `principal_attribute('name')` and `principal_name()`.
+    #[serde(default)]
+    pub row_filter: Option<String>,
+    /// Datasets: `domain`, `domain.layer`, `domain.layer.dataset`, with `*` for any part.
+    /// Default: everything (in a domain.yaml: the domain).
+    #[serde(default)]
+    pub on: Vec<String>,
+    /// Masks: the columns, as `domain.layer.dataset.column` (with `*` for any part).
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Masks: every column whose contract classification is this (e.g. `pii`).
+    #[serde(default)]
+    pub classification: Option<String>,
+    /// Who the policy applies to: members of these groups...
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// ...and these principals. Both empty: everyone.
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// Members of these groups are exempt.
+    #[serde(default)]
+    pub except_groups: Vec<String>,
+    /// These principals are exempt.
+    #[serde(default)]
+    pub except_principals: Vec<String>,
 }
 
 /// One domain listed in mesh.yaml.
@@ -253,6 +313,10 @@ pub struct DomainFile {
     /// Read-only datasets registered from existing files (CSV, Parquet, JSON).
     #[serde(default)]
     pub sources: Vec<SourceFile>,
+    /// The domain's own policies (they apply to its datasets only and cannot lift a global
+    /// denial).
+    #[serde(default)]
+    pub policies: Vec<PolicyFile>,
 }
 
 pub fn default_layers() -> Vec<String> {

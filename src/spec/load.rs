@@ -9,6 +9,7 @@ use super::diagnostic::did_you_mean;
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::files::{DomainFile, MeshFile, SourceFile};
 use super::job::{self, DestinationKind};
+use super::policy;
 use super::settings;
 use super::yaml::{self, Positions};
 use super::{
@@ -167,6 +168,7 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
         admin_group: spec.admin_group,
         notifications: spec.notifications,
         lineage: spec.lineage,
+        policies: policy::validate(&mesh_file, &spec.policies, &pos, None, &mut diags),
     };
     rules::check(&mesh, &mut diags);
     if diags.is_empty() {
@@ -244,6 +246,7 @@ fn load_domain(
         )
     });
 
+    let policies = policy::validate(file, &spec.policies, pos, Some(name), diags);
     Domain {
         name: name.to_string(),
         owner: spec.owner,
@@ -251,6 +254,7 @@ fn load_domain(
         layers,
         folder,
         datasets,
+        policies,
     }
 }
 

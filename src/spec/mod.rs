@@ -9,6 +9,7 @@ mod diagnostic;
 mod files;
 pub mod job;
 mod load;
+pub mod policy;
 mod rules;
 mod settings;
 pub mod transform;
@@ -21,10 +22,11 @@ pub use contract::Contract;
 pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 pub use files::{
     DomainFile, DomainRef, EventKind, LineageSettings, MeshFile, NotificationSettings,
-    OpenLineageSettings, PrincipalFile, ServerSettings, SourceFile, SourceFormat, TableFormatName,
-    TlsSettings, WebhookSettings, json_schemas,
+    OpenLineageSettings, PolicyFile, PrincipalFile, ServerSettings, SourceFile, SourceFormat,
+    TableFormatName, TlsSettings, WebhookSettings, json_schemas,
 };
 pub use job::Job;
+pub use policy::{Action, Policy};
 pub use transform::{DatasetName, Dependency, Materialization, Transform, TransformOptions};
 
 /// A validated mesh: every domain, layer and dataset, ready to plan and serve.
@@ -45,6 +47,8 @@ pub struct Mesh {
     pub admin_group: String,
     pub notifications: NotificationSettings,
     pub lineage: LineageSettings,
+    /// Global policies (mesh.yaml).
+    pub policies: Vec<Policy>,
 }
 
 /// A business unit owning data: a catalog of the federated catalog.
@@ -58,6 +62,8 @@ pub struct Domain {
     /// Folder holding `domain.yaml`.
     pub folder: PathBuf,
     pub datasets: Vec<Dataset>,
+    /// The domain's own policies (domain.yaml).
+    pub policies: Vec<Policy>,
 }
 
 /// A table in a layer.
@@ -124,6 +130,7 @@ impl Mesh {
                         layers: Vec::new(),
                         folder: root.clone(),
                         datasets: Vec::new(),
+                        policies: Vec::new(),
                     });
                     domains.len() - 1
                 }
@@ -158,6 +165,7 @@ impl Mesh {
             admin_group: "admins".into(),
             notifications: NotificationSettings::default(),
             lineage: LineageSettings::default(),
+            policies: Vec::new(),
         }
     }
 
@@ -209,6 +217,13 @@ impl Mesh {
             DatasetKind::Job(j) => j.dependencies().collect(),
             DatasetKind::Source(_) => Vec::new(),
         }
+    }
+
+    /// Every policy: global ones, then each domain's.
+    pub fn all_policies(&self) -> impl Iterator<Item = &Policy> {
+        self.policies
+            .iter()
+            .chain(self.domains.iter().flat_map(|d| d.policies.iter()))
     }
 
     /// Every data product (dataset with a contract), in declaration order.

@@ -68,7 +68,8 @@ def _names(objects, catalog):
 
 @pytest.mark.parametrize("depth", ["catalogs", "db_schemas", "tables", "columns", "all"])
 def test_get_objects_at_every_depth(connect, depth):
-    conn = connect("analyst")
+    # The sales team sees its whole domain; an analyst only the active gold products.
+    conn = connect("sales")
     objects = conn.adbc_get_objects(depth=depth).read_all().to_pylist()
     assert sorted(o["catalog_name"] for o in objects) == ["finance", "marketing", "mesh", "sales"]
     sales = _names(objects, "sales")
@@ -77,6 +78,8 @@ def test_get_objects_at_every_depth(connect, depth):
         return
     layers = {s["db_schema_name"]: s for s in sales["catalog_db_schemas"]}
     assert sorted(layers) == ["gold", "raw", "silver"]
+    analyst = connect("analyst").adbc_get_objects(depth=depth).read_all().to_pylist()
+    assert [s["db_schema_name"] for s in _names(analyst, "sales")["catalog_db_schemas"]] == ["gold"]
     if depth == "db_schemas":
         return
     tables = {t["table_name"]: t for t in layers["gold"]["db_schema_tables"]}

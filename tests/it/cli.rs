@@ -111,6 +111,9 @@ fn remote_commands_report_login_and_query_errors_with_exit_codes() {
         .await
         .unwrap();
         assert_eq!(code, Some(4), "{err}");
-        assert!(err.contains("may not run pipelines"), "{err}");
+        assert!(
+            err.contains("`analyst` may not run `finance.raw.revenue_targets` (default: only the owner group of domain `finance` may run its datasets)"),
+            "{err}"
+        );
     });
 }

@@ -620,8 +620,8 @@ fn tls_and_client_certificates() {
         };
         let mut c = MeshClient::connect_with(&url, &full).await.expect("mTLS connect");
         c.login("analyst", "analyst").await.expect("login over TLS");
-        let (_, batches) = c.query("SELECT count(*) AS n FROM sales.raw.stores").await.expect("query over TLS");
-        assert_eq!(batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 24);
+        let (_, batches) = c.query("SELECT count(*) AS n FROM sales.gold.daily_revenue").await.expect("query over TLS");
+        assert_eq!(batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 360);
 
         // Without a client certificate, or without TLS at all, nothing gets through.
         let no_cert = ClientTls {
