@@ -173,14 +173,16 @@ fn scan_plan(
         .into_iter()
         .map(|f| (f.predicate, f.rule))
         .collect();
-    if name.domain == "mesh" && !cx.access.is_admin() {
-        if let Some(p) = system_filter(&name, cx) {
-            predicates.push((
-                p,
-                "the system catalog shows what the principal may read".into(),
-            ));
-        }
+    if name.domain == "mesh"
+        && !cx.access.is_admin()
+        && let Some(p) = system_filter(&name, cx)
+    {
+        predicates.push((
+            p,
+            "the system catalog shows what the principal may read".into(),
+        ));
     }
+
     for (predicate, rule) in predicates {
         let expr = cx
             .state
