@@ -110,6 +110,9 @@ enum Command {
     /// mu-pipelines job files.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Policies: what a principal may see.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Run one SQL query, embedded or against a running server.
     Query {
         /// The SQL query.
@@ -161,6 +164,18 @@ enum LineageFormat {
     Dot,
     /// OpenLineage RunEvents, one JSON object per line.
     Openlineage,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Show the rules that apply to a query of a principal, and the governed plan it runs.
+    Explain {
+        /// A principal of mesh.yaml.
+        #[arg(long)]
+        principal: String,
+        /// The SQL query.
+        sql: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -328,6 +343,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     let batch = engine.overview().await?;
                     print(format, &batch.schema(), &[batch])
                 }
+                Command::Policy(PolicyCommand::Explain { principal, sql }) => {
+                    policy_explain(&engine, &principal, &sql).await
+                }
                 Command::Check
                 | Command::Job(_)
                 | Command::Schema { .. }
@@ -447,6 +465,46 @@ async fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn policy_explain(engine: &Arc<Engine>, principal: &str, sql: &str) -> Result<ExitCode> {
+    let mesh = engine.mesh();
+    let Some(p) = mesh.principals.iter().find(|p| p.name == principal) else {
+        let names: Vec<&str> = mesh.principals.iter().map(|p| p.name.as_str()).collect();
+        return Err(Error::not_found(format!(
+            "no principal `{principal}` in mesh.yaml (principals: {})",
+            names.join(", ")
+        )));
+    };
+    let who = meshql::governance::Principal {
+        name: p.name.clone(),
+        groups: p.groups.clone(),
+        attributes: p.attributes.clone(),
+    };
+    let access = meshql::governance::Access::new(Arc::clone(mesh), who, false);
+    println!(
+        "principal: {} (groups: {})",
+        p.name,
+        if p.groups.is_empty() {
+            "none".to_string()
+        } else {
+            p.groups.join(", ")
+        }
+    );
+    let path = engine.default_path().clone();
+    let (governed, _) = meshql::governance::plan_as(engine, &access, &path, sql).await?;
+    println!("rules:");
+    for r in &governed.rules {
+        println!("  {r}");
+    }
+    if governed.rules.is_empty() {
+        println!("  (none: the query reads no dataset)");
+    }
+    println!("governed plan:");
+    for line in governed.plan.display_indent().to_string().lines() {
+        println!("  {line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn lineage(

@@ -5,6 +5,7 @@
 //! query can overflow an async worker's stack.
 
 mod guard;
+mod memory;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -163,9 +164,24 @@ impl Engine {
             SYSTEM_CATALOG.to_string(),
             Arc::new(SystemCatalog::new(Arc::clone(&self.catalog))),
         );
-        let mut state = SessionStateBuilder::new_from_existing(self.template.clone())
-            .with_catalog_list(Arc::new(list))
-            .build();
+        let mut builder = SessionStateBuilder::new_from_existing(self.template.clone())
+            .with_catalog_list(Arc::new(list));
+        let cap = self.mesh().server.query_memory_limit_mb;
+        if cap > 0 {
+            // The query's own pool: capped, inside the shared one.
+            let shared = self.template.runtime_env();
+            let pool = memory::QueryPool::new(
+                Arc::clone(&shared.memory_pool),
+                (cap as usize).saturating_mul(1024 * 1024),
+            );
+            if let Ok(runtime) = RuntimeEnvBuilder::from_runtime_env(shared)
+                .with_memory_pool(Arc::new(pool))
+                .build_arc()
+            {
+                builder = builder.with_runtime_env(runtime);
+            }
+        }
+        let mut state = builder.build();
         let options = state.config_mut().options_mut();
         options.catalog.default_catalog = path.domain.clone();
         options.catalog.default_schema = path.layer.clone();

@@ -13,5 +13,5 @@ mod signer;
 
 pub use access::{Access, ColumnMask, Decision, RowFilter};
 pub use identity::{ADMIN_TOKEN_ENV, Identity, Principal, hash_password, new_token};
-pub use rewrite::{Context, Governed, govern};
+pub use rewrite::{Context, Governed, govern, plan_as};
 pub use signer::Signer;

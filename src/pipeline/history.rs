@@ -26,7 +26,8 @@ fn strings<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(StringArray::from_iter(values))
 }
 
-async fn write(
+/// Writes rows (`columns`, in the table's column order) to system table `mesh.<schema>.<table>`.
+pub async fn write(
     engine: &Engine,
     schema: &str,
     table: &str,

@@ -21,6 +21,7 @@ mod schedule;
 pub use dag::{RunPlan, Selector};
 pub use freshness::FreshnessMonitor;
 pub use history::refresh as refresh_system_catalog;
+pub use history::write as write_system_table;
 pub use notify::Event;
 pub use run::{JobRun, NodeReport, NodeStatus, Run, RunEvent, RunReport};
 pub use schedule::{Scheduled, run_schedules, scheduled};

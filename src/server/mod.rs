@@ -9,6 +9,7 @@
 //! ingest into raw layers) and `actions` (meshql's custom actions).
 
 mod actions;
+mod audit;
 mod ingest;
 mod limits;
 mod metadata;
@@ -43,6 +44,7 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// A Flight SQL server bound to an address, not yet serving.
 pub struct Server {
     service: MeshFlightSql,
+    audit: audit::AuditLog,
     tls: Option<ServerTlsConfig>,
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -76,9 +78,11 @@ impl Server {
             .as_ref()
             .map(tls_config)
             .transpose()?;
+        let service = MeshFlightSql::new(engine, signer, identity)?;
         Ok(Self {
             tls,
-            service: MeshFlightSql::new(engine, signer, identity)?,
+            audit: service.audit.clone(),
+            service,
             listener,
             local_addr,
         })
@@ -104,11 +108,14 @@ impl Server {
                 .tls_config(tls)
                 .map_err(|e| Error::user(format!("invalid TLS configuration: {e}")))?;
         }
-        builder
+        let served = builder
             .add_service(svc)
             .serve_with_incoming_shutdown(incoming(self.listener), shutdown)
             .await
-            .map_err(|e| Error::new(ErrorKind::Unavailable, format!("server stopped: {e}")))
+            .map_err(|e| Error::new(ErrorKind::Unavailable, format!("server stopped: {e}")));
+        // The audit records of the last requests are written before the server is gone.
+        self.audit.flush().await;
+        served
     }
 }
 

@@ -25,13 +25,13 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::audit::{AuditLog, AuditRecord};
 use super::limits::{Admission, StreamLimits};
 use super::session::{self, Sessions};
 use super::{actions, ingest, metadata, prepared, sql_info, statement};
-use crate::catalog::Visibility;
 use crate::engine::{Engine, SearchPath};
 use crate::error::{Error, ErrorKind};
-use crate::governance::{Access, Context, Governed, govern};
+use crate::governance::{Access, Governed, plan_as};
 use crate::governance::{Identity, Principal, Signer};
 use crate::proto::session::SetSessionOptionsRequest;
 use crate::spec::{Action as Operation, DatasetName};
@@ -51,6 +51,7 @@ pub struct MeshFlightSql {
     pub(super) sessions: Arc<Sessions>,
     pub(super) admission: Arc<Admission>,
     pub(super) stream_limits: StreamLimits,
+    pub(super) audit: AuditLog,
 }
 
 impl MeshFlightSql {
@@ -63,7 +64,6 @@ impl MeshFlightSql {
         // Bulk ingest is supported (into raw layers).
         let sql_info = sql_info::sql_info(&engine.session(), settings.max_sql_bytes, true)?;
         Ok(Self {
-            engine,
             signer,
             identity,
             sql_info: Arc::new(sql_info),
@@ -72,6 +72,8 @@ impl MeshFlightSql {
             sessions: Arc::new(Sessions::new()),
             admission: Arc::new(Admission::new(&settings)),
             stream_limits: StreamLimits::from_settings(&settings),
+            audit: AuditLog::start(Arc::clone(&engine), settings.audit),
+            engine,
         })
     }
 
@@ -93,6 +95,23 @@ impl MeshFlightSql {
             principal.clone(),
             !self.identity.required(),
         )
+    }
+
+    /// Records a finished request in the audit log and hands its result back.
+    pub(super) fn audited<T>(
+        &self,
+        principal: &str,
+        rpc: &'static str,
+        sql: Option<&str>,
+        started: AuditRecord,
+        result: Result<T, Status>,
+    ) -> Result<T, Status> {
+        let mut record = started.outcome(&result);
+        record.principal = principal.to_string();
+        record.rpc = rpc;
+        record.sql = sql.map(str::to_string);
+        self.audit.record(record);
+        result
     }
 
     /// Refuses `action` on `dataset` unless the policies allow it.
@@ -122,22 +141,7 @@ impl MeshFlightSql {
         sql: &str,
     ) -> Result<(Governed, SessionState), Status> {
         let access = self.access(principal);
-        let lister = access.clone();
-        let visible: Visibility = Arc::new(move |d: &DatasetName| lister.can(Operation::Read, d));
-        let state = self.engine.session_visible(path, visible);
-        let plan = self.engine.plan(sql, &state).await?;
-        let known = self.engine.catalog().dataset_names();
-        let governed = govern(
-            plan,
-            &Context {
-                access: &access,
-                state: &state,
-                domain: &path.domain,
-                layer: &path.layer,
-                known: &known,
-            },
-        )?;
-        Ok((governed, state))
+        Ok(plan_as(&self.engine, &access, path, sql).await?)
     }
 }
 
@@ -170,15 +174,23 @@ impl FlightSqlService for MeshFlightSql {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let identity = Arc::clone(&self.identity);
-        let principal = match header {
+        let started = AuditRecord::new("", "Handshake");
+        let login = match header {
             // Argon2 is deliberately slow: keep it off the async workers.
             Some(h) if h.starts_with("Basic ") => {
                 tokio::task::spawn_blocking(move || identity.login_basic(&h))
                     .await
-                    .map_err(|e| Error::internal(format!("login task failed: {e}")))??
+                    .map_err(|e| Error::internal(format!("login task failed: {e}")))
+                    .and_then(|r| r)
             }
-            other => identity.authenticate(other.as_deref())?,
-        };
+            other => identity.authenticate(other.as_deref()),
+        }
+        .map_err(Status::from);
+        let who = login
+            .as_ref()
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|_| "(unauthenticated)".into());
+        let principal = self.audited(&who, "Handshake", None, started, login)?;
         let token = self.identity.issue(&principal);
         let response = HandshakeResponse {
             protocol_version: 0,
@@ -205,7 +217,8 @@ impl FlightSqlService for MeshFlightSql {
         let path = self
             .sessions
             .search_path(&self.engine, &request, &principal);
-        statement::flight_info(
+        let started = AuditRecord::new(&principal.name, "GetFlightInfo");
+        let result = statement::flight_info(
             self,
             &principal,
             &path,
@@ -213,7 +226,14 @@ impl FlightSqlService for MeshFlightSql {
             None,
             request.into_inner(),
         )
-        .await
+        .await;
+        self.audited(
+            &principal.name,
+            "GetFlightInfo",
+            Some(&query.query),
+            started,
+            result,
+        )
     }
 
     async fn do_get_statement(
@@ -237,7 +257,15 @@ impl FlightSqlService for MeshFlightSql {
         let path = self
             .sessions
             .search_path(&self.engine, &request, &principal);
-        prepared::create(self, &principal, &path, &query.query).await
+        let started = AuditRecord::new(&principal.name, "CreatePreparedStatement");
+        let result = prepared::create(self, &principal, &path, &query.query).await;
+        self.audited(
+            &principal.name,
+            "CreatePreparedStatement",
+            Some(&query.query),
+            started,
+            result,
+        )
     }
 
     async fn do_put_prepared_statement_query(
@@ -510,8 +538,15 @@ impl FlightSqlService for MeshFlightSql {
         _ticket: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.principal(&request)?;
-        Err(read_only("an update statement"))
+        let principal = self.principal(&request)?;
+        let started = AuditRecord::new(&principal.name, "StatementUpdate");
+        self.audited(
+            &principal.name,
+            "StatementUpdate",
+            Some(&_ticket.query),
+            started,
+            Err(read_only("an update statement")),
+        )
     }
 
     async fn do_put_prepared_statement_update(
@@ -519,8 +554,15 @@ impl FlightSqlService for MeshFlightSql {
         _query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.principal(&request)?;
-        Err(read_only("a prepared update"))
+        let principal = self.principal(&request)?;
+        let started = AuditRecord::new(&principal.name, "PreparedStatementUpdate");
+        self.audited(
+            &principal.name,
+            "PreparedStatementUpdate",
+            None,
+            started,
+            Err(read_only("a prepared update")),
+        )
     }
 
     async fn do_put_statement_ingest(
@@ -532,7 +574,21 @@ impl FlightSqlService for MeshFlightSql {
         let path = self
             .sessions
             .search_path(&self.engine, &request, &principal);
-        ingest::ingest(self, &principal, &path, command, request.into_inner()).await
+        let mut started = AuditRecord::new(&principal.name, "StatementIngest");
+        started.tables = vec![format!(
+            "{}.{}.{}",
+            command
+                .catalog
+                .clone()
+                .unwrap_or_else(|| path.domain.clone()),
+            command.schema.clone().unwrap_or_else(|| "raw".into()),
+            command.table
+        )];
+        let result = ingest::ingest(self, &principal, &path, command, request.into_inner()).await;
+        let mut record = started.outcome(&result);
+        record.rows = result.as_ref().ok().map(|n| *n as u64);
+        self.audit.record(record);
+        result
     }
 
     async fn do_put_substrait_plan(
@@ -613,9 +669,12 @@ impl FlightSqlService for MeshFlightSql {
                 .sessions
                 .close(session_id.as_deref(), &principal)
                 .encode_to_vec(),
-            actions::RUN_PIPELINE => actions::run_pipeline(self, &principal, &action)
-                .await?
-                .encode_to_vec(),
+            actions::RUN_PIPELINE => {
+                let started = AuditRecord::new(&principal.name, "RunPipeline");
+                let result = actions::run_pipeline(self, &principal, &action).await;
+                self.audited(&principal.name, "RunPipeline", None, started, result)?
+                    .encode_to_vec()
+            }
             actions::CANCEL_FLIGHT_INFO => {
                 actions::cancel_flight_info(self, &principal, &action)?.encode_to_vec()
             }

@@ -25,6 +25,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Response, Status};
 
+use super::audit::{AuditLog, AuditRecord};
 use super::service::{DoGetStream, MeshFlightSql};
 use super::ticket::{Purpose, SignedStatement};
 use crate::engine::SearchPath;
@@ -94,7 +95,18 @@ pub async fn do_get(
     let permit = svc.admission.admit().await?;
     let limits = svc.stream_limits;
     let path = statement.search_path();
-    let (governed, state) = svc.governed_plan(principal, &path, &statement.sql).await?;
+    let mut record = AuditRecord::new(&principal.name, "DoGet");
+    record.sql = Some(statement.sql.clone());
+    let governed = svc.governed_plan(principal, &path, &statement.sql).await;
+    let (governed, state) = match governed {
+        Ok(g) => g,
+        Err(status) => {
+            svc.audit.record(record.outcome::<()>(&Err(status.clone())));
+            return Err(status);
+        }
+    };
+    record.tables = governed.read.iter().cloned().collect();
+    record.masked = governed.masked.iter().cloned().collect();
     let mut plan = governed.plan;
     if let Some(bytes) = &statement.params {
         plan = bind(plan, &decode_batch(bytes)?)?;
@@ -124,6 +136,12 @@ pub async fn do_get(
         rows: 0,
         max_rows: limits.max_rows,
         done: false,
+        audit: Audited {
+            log: svc.audit.clone(),
+            record: Some(record),
+            bytes: 0,
+            rows: 0,
+        },
     };
     let batches = futures::stream::unfold(state, move |mut s| async move {
         if s.done {
@@ -138,6 +156,7 @@ pub async fn do_get(
                     let status = Status::deadline_exceeded(format!(
                         "the query ran longer than {secs} s (server.query_timeout_secs)"
                     ));
+                    s.audit.fail(&status);
                     return Some((Err(FlightError::from(status)), s));
                 }
             },
@@ -146,6 +165,8 @@ pub async fn do_get(
         match next {
             Some(Ok(batch)) => {
                 s.rows += batch.num_rows() as u64;
+                s.audit.rows = s.rows;
+                s.audit.bytes += batch.get_array_memory_size() as u64;
                 if let Some(max) = s.max_rows
                     && s.rows > max
                 {
@@ -153,17 +174,24 @@ pub async fn do_get(
                     let status = Status::from(Error::resource(format!(
                         "the result has more than {max} rows (server.max_result_rows); narrow the query or add LIMIT"
                     )));
+                    s.audit.fail(&status);
                     return Some((Err(FlightError::from(status)), s));
                 }
                 Some((Ok(batch), s))
             }
-            Some(Err(e)) => Some((Err(e), s)),
+            Some(Err(e)) => {
+                if let FlightError::Tonic(status) = &e {
+                    s.audit.fail(status);
+                } else {
+                    s.audit.fail(&Status::internal(e.to_string()));
+                }
+                Some((Err(e), s))
+            }
             None if s.stream.is_aborted() => {
                 s.done = true;
-                let cancelled = FlightError::from(Status::cancelled(
-                    "the query was cancelled (CancelFlightInfo)",
-                ));
-                Some((Err(cancelled), s))
+                let status = Status::cancelled("the query was cancelled (CancelFlightInfo)");
+                s.audit.fail(&status);
+                Some((Err(FlightError::from(status)), s))
             }
             None => None,
         }
@@ -187,6 +215,37 @@ struct Guarded<S> {
     rows: u64,
     max_rows: Option<u64>,
     done: bool,
+    audit: Audited,
+}
+
+/// The audit record of a result stream, written when the stream ends or is dropped.
+struct Audited {
+    log: AuditLog,
+    record: Option<AuditRecord>,
+    rows: u64,
+    bytes: u64,
+}
+
+impl Audited {
+    fn fail(&mut self, status: &Status) {
+        if let Some(r) = &mut self.record
+            && r.status == "ok"
+        {
+            r.status = format!("{:?}", status.code());
+            r.message = Some(status.message().to_string());
+        }
+    }
+}
+
+impl Drop for Audited {
+    fn drop(&mut self) {
+        if let Some(mut r) = self.record.take() {
+            r.rows = Some(self.rows);
+            r.bytes = Some(self.bytes);
+            r.duration = (chrono::Utc::now() - r.at).to_std().unwrap_or_default();
+            self.log.record(r);
+        }
+    }
 }
 
 /// Binds one row of parameter values to the plan's placeholders, `$1` first.

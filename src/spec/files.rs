@@ -259,6 +259,12 @@ pub struct ServerSettings {
     pub max_concurrent_queries: usize,
     /// Queries waiting for a slot; more are refused with ResourceExhausted. Default 64.
     pub max_queued_queries: usize,
+    /// Record every request in `mesh.ops.audit` (a log line is written either way).
+    /// Default true.
+    pub audit: bool,
+    /// Memory one query may use, in MiB, within `memory_limit_mb` (ResourceExhausted past it).
+    /// 0: no cap beyond the shared pool. Default 1024.
+    pub query_memory_limit_mb: u64,
 }
 
 /// TLS certificates of the server; paths are relative to the mesh folder.
@@ -292,6 +298,8 @@ impl Default for ServerSettings {
             max_result_rows: 0,
             max_concurrent_queries: 16,
             max_queued_queries: 64,
+            audit: true,
+            query_memory_limit_mb: 1024,
         }
     }
 }

@@ -1,0 +1,200 @@
+//! The audit log: every request — principal, RPC, SQL, tables read, masked columns, rows, bytes,
+//! duration, status — as one structured log line (target `meshql::audit`, SQL as a hash only) and
+//! one row of `mesh.ops.audit`, a Delta table readable by the admin group.
+//!
+//! Requests never wait for the log: records go through a channel to a writer task that appends
+//! them in batches (every second, or every 512 records).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::Engine;
+use crate::storage::WriteMode;
+
+/// One request.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub at: DateTime<Utc>,
+    pub principal: String,
+    pub rpc: &'static str,
+    pub sql: Option<String>,
+    pub tables: Vec<String>,
+    pub masked: Vec<String>,
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+    pub duration: Duration,
+    /// `ok`, or the gRPC code of the error (`PermissionDenied`, ...).
+    pub status: String,
+    pub message: Option<String>,
+}
+
+impl AuditRecord {
+    pub fn new(principal: &str, rpc: &'static str) -> Self {
+        Self {
+            at: Utc::now(),
+            principal: principal.to_string(),
+            rpc,
+            sql: None,
+            tables: Vec::new(),
+            masked: Vec::new(),
+            rows: None,
+            bytes: None,
+            duration: Duration::ZERO,
+            status: "ok".into(),
+            message: None,
+        }
+    }
+
+    /// Sets the outcome from a result.
+    pub fn outcome<T>(mut self, result: &Result<T, tonic::Status>) -> Self {
+        if let Err(status) = result {
+            self.status = format!("{:?}", status.code());
+            self.message = Some(status.message().to_string());
+        }
+        self.duration = (Utc::now() - self.at).to_std().unwrap_or_default();
+        self
+    }
+}
+
+enum Message {
+    Record(Box<AuditRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Where records go.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: Option<mpsc::UnboundedSender<Message>>,
+}
+
+impl AuditLog {
+    /// Starts the writer task (nothing is written when `enabled` is false, but log lines are).
+    pub fn start(engine: Arc<Engine>, enabled: bool) -> Self {
+        if !enabled {
+            return Self { tx: None };
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(engine, rx));
+        Self { tx: Some(tx) }
+    }
+
+    /// Logs `record` and queues it for `mesh.ops.audit`.
+    pub fn record(&self, record: AuditRecord) {
+        let sql_sha256 = record.sql.as_deref().map(|s| {
+            Sha256::digest(s.as_bytes())
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        });
+        tracing::info!(
+            target: "meshql::audit",
+            principal = %record.principal,
+            rpc = record.rpc,
+            sql_sha256 = sql_sha256.as_deref().unwrap_or(""),
+            tables = %record.tables.join(","),
+            masked = %record.masked.join(","),
+            rows = record.rows.unwrap_or(0),
+            bytes = record.bytes.unwrap_or(0),
+            duration_ms = record.duration.as_millis() as u64,
+            status = %record.status,
+            "request"
+        );
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Message::Record(Box::new(record)));
+        }
+    }
+
+    /// Waits until every record queued so far is written.
+    pub async fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let (done, wait) = oneshot::channel();
+            if tx.send(Message::Flush(done)).is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+}
+
+const BATCH: usize = 512;
+
+async fn writer(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Message>) {
+    let mut pending: Vec<AuditRecord> = Vec::new();
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    loop {
+        let message = if pending.is_empty() {
+            rx.recv().await
+        } else {
+            match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+                Ok(m) => m,
+                Err(_) => {
+                    write(&engine, std::mem::take(&mut pending)).await;
+                    continue;
+                }
+            }
+        };
+        match message {
+            Some(Message::Record(r)) => {
+                pending.push(*r);
+                if pending.len() >= BATCH {
+                    write(&engine, std::mem::take(&mut pending)).await;
+                }
+            }
+            Some(Message::Flush(done)) => {
+                waiting.push(done);
+                write(&engine, std::mem::take(&mut pending)).await;
+                for w in waiting.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+            None => {
+                write(&engine, std::mem::take(&mut pending)).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn write(engine: &Engine, records: Vec<AuditRecord>) {
+    if records.is_empty() {
+        return;
+    }
+    let text = |f: &dyn Fn(&AuditRecord) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(records.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(
+                records.iter().map(|r| r.at.timestamp_micros()),
+            )
+            .with_timezone("UTC"),
+        ),
+        text(&|r| Some(r.principal.clone())),
+        text(&|r| Some(r.rpc.to_string())),
+        text(&|r| r.sql.clone()),
+        text(&|r| (!r.tables.is_empty()).then(|| r.tables.join(", "))),
+        text(&|r| (!r.masked.is_empty()).then(|| r.masked.join(", "))),
+        Arc::new(Int64Array::from_iter(
+            records.iter().map(|r| r.rows.map(|v| v as i64)),
+        )),
+        Arc::new(Int64Array::from_iter(
+            records.iter().map(|r| r.bytes.map(|v| v as i64)),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            records.iter().map(|r| r.duration.as_millis() as i64),
+        )),
+        text(&|r| Some(r.status.clone())),
+        text(&|r| r.message.clone()),
+    ];
+    if let Err(e) =
+        crate::pipeline::write_system_table(engine, "ops", "audit", columns, WriteMode::Append)
+            .await
+    {
+        tracing::error!(error = %e, records = records.len(), "cannot append to mesh.ops.audit");
+    }
+}
