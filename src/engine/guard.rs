@@ -122,6 +122,7 @@ fn check_read_only(statement: &DfStatement) -> Result<()> {
     };
     match statement {
         DfStatement::Statement(s) => match s.as_ref() {
+            Statement::Query(q) if selects_into(q) => refuse("SELECT INTO (it creates a table)"),
             Statement::Query(_) => Ok(()),
             Statement::Explain { statement, .. } => match statement.as_ref() {
                 Statement::Query(_) => Ok(()),
@@ -141,6 +142,19 @@ fn check_read_only(statement: &DfStatement) -> Result<()> {
         DfStatement::CopyTo(_) => refuse("COPY"),
         DfStatement::Reset(_) => refuse("RESET"),
     }
+}
+
+/// Whether a query's SELECT writes into a table (`SELECT ... INTO t`).
+fn selects_into(q: &Query) -> bool {
+    fn body(e: &SetExpr) -> bool {
+        match e {
+            SetExpr::Select(s) => s.into.is_some(),
+            SetExpr::Query(q) => selects_into(q),
+            SetExpr::SetOperation { left, right, .. } => body(left) || body(right),
+            _ => false,
+        }
+    }
+    body(&q.body)
 }
 
 /// Rejects expressions or set operations nested deeper than `max`.

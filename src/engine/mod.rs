@@ -18,6 +18,7 @@ use datafusion::catalog::{
 };
 use datafusion::common::TableReference;
 use datafusion::execution::SessionState;
+use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -229,7 +230,19 @@ impl Engine {
             handle.block_on(async move {
                 let statement = guard::parse(&sql, limits)?;
                 check_references(&catalog, &state, &statement).await?;
-                Ok(state.statement_to_plan(statement).await?)
+                let plan = state.statement_to_plan(statement).await?;
+                // A second line of defence behind the guard: no DDL, DML or statement plans.
+                SQLOptions::new()
+                    .with_allow_ddl(false)
+                    .with_allow_dml(false)
+                    .with_allow_statements(false)
+                    .verify_plan(&plan)
+                    .map_err(|e| {
+                        Error::permission(format!(
+                            "{e}: meshql clients are read-only (data changes through pipelines and ingest)"
+                        ))
+                    })?;
+                Ok(plan)
             })
         })
         .await?

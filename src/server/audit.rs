@@ -126,11 +126,15 @@ const BATCH: usize = 512;
 async fn writer(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Message>) {
     let mut pending: Vec<AuditRecord> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    // When the oldest pending record must be written at the latest.
+    let mut due = tokio::time::Instant::now();
     loop {
         let message = if pending.is_empty() {
-            rx.recv().await
+            let m = rx.recv().await;
+            due = tokio::time::Instant::now() + Duration::from_secs(1);
+            m
         } else {
-            match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+            match tokio::time::timeout_at(due, rx.recv()).await {
                 Ok(m) => m,
                 Err(_) => {
                     write(&engine, std::mem::take(&mut pending)).await;

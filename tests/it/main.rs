@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod flight;
 mod flight_sql;
+mod governance;
 mod jobs;
 mod lineage;
 mod pipeline;
