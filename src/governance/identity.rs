@@ -69,6 +69,7 @@ pub struct Identity {
     admin_group: String,
     signer: Signer,
     ttl_secs: i64,
+    jwt: Option<super::JwtVerifier>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -118,6 +119,17 @@ impl Identity {
                 },
             );
         }
+        let jwt = mesh
+            .server
+            .jwt
+            .as_ref()
+            .and_then(|s| match super::JwtVerifier::new(s) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::error!(error = %e, "JWT validation is off");
+                    None
+                }
+            });
         Self {
             principals,
             tokens,
@@ -125,12 +137,14 @@ impl Identity {
             admin_group: mesh.admin_group.clone(),
             signer,
             ttl_secs: mesh.server.token_ttl_secs as i64,
+            jwt,
         }
     }
 
-    /// Whether clients must authenticate (the mesh declares principals or an admin token).
+    /// Whether clients must authenticate (the mesh declares principals, an admin token or an
+    /// identity provider).
     pub fn required(&self) -> bool {
-        !self.principals.is_empty() || self.admin_token.is_some()
+        !self.principals.is_empty() || self.admin_token.is_some() || self.jwt.is_some()
     }
 
     fn principal(&self, name: &str) -> Option<Principal> {
@@ -220,6 +234,11 @@ impl Identity {
             }
             // The principal must still exist: removing it from mesh.yaml revokes its tokens.
             return self.principal(&claims.sub).ok_or_else(invalid);
+        }
+        if let Some(jwt) = &self.jwt
+            && super::JwtVerifier::looks_like_jwt(token)
+        {
+            return jwt.verify(token);
         }
         let hash = sha256(token.as_bytes());
         if self.admin_token.is_some_and(|a| a == hash) {

@@ -8,10 +8,12 @@
 
 mod access;
 mod identity;
+mod jwt;
 mod rewrite;
 mod signer;
 
 pub use access::{Access, ColumnMask, Decision, RowFilter};
 pub use identity::{ADMIN_TOKEN_ENV, Identity, Principal, hash_password, new_token};
+pub use jwt::JwtVerifier;
 pub use rewrite::{Context, Governed, govern, plan_as};
 pub use signer::Signer;

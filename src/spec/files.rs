@@ -265,6 +265,37 @@ pub struct ServerSettings {
     /// Memory one query may use, in MiB, within `memory_limit_mb` (ResourceExhausted past it).
     /// 0: no cap beyond the shared pool. Default 1024.
     pub query_memory_limit_mb: u64,
+    /// Accept JWTs from a company identity provider as bearer tokens.
+    pub jwt: Option<JwtSettings>,
+}
+
+/// External JWT validation: signature (keys from a JWKS file), issuer, audience, expiry.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// Required `iss` claim.
+    pub issuer: String,
+    /// Required `aud` claim, when set.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// JWKS file (the identity provider's public keys), relative to the mesh folder.
+    pub jwks: String,
+    /// Claim holding the principal's name. Default `sub`.
+    #[serde(default = "default_name_claim")]
+    pub name_claim: String,
+    /// Claim holding the principal's groups (a list, or a space-separated string). Default
+    /// `groups`.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_name_claim() -> String {
+    "sub".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
 }
 
 /// TLS certificates of the server; paths are relative to the mesh folder.
@@ -300,6 +331,7 @@ impl Default for ServerSettings {
             max_queued_queries: 64,
             audit: true,
             query_memory_limit_mb: 1024,
+            jwt: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub use contract::Contract;
 pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 pub use files::{
-    DomainFile, DomainRef, EventKind, LineageSettings, MeshFile, NotificationSettings,
+    DomainFile, DomainRef, EventKind, JwtSettings, LineageSettings, MeshFile, NotificationSettings,
     OpenLineageSettings, PolicyFile, PrincipalFile, ServerSettings, SourceFile, SourceFormat,
     TableFormatName, TlsSettings, WebhookSettings, json_schemas,
 };

@@ -103,6 +103,27 @@ pub fn check(
             resolve("client_ca", ca);
         }
     }
+    if let Some(jwt) = &mut server.jwt {
+        let path = normalize(&root.join(&jwt.jwks));
+        let problem = match std::fs::read_to_string(&path) {
+            Err(e) => Some(format!("cannot read the JWKS file {}: {e}", path.display())),
+            Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .filter(|v| v.get("keys").is_some_and(|k| k.is_array()))
+                .is_none()
+                .then(|| {
+                    format!(
+                        "{} is not a JWKS document (`{{\"keys\": [...]}}`)",
+                        path.display()
+                    )
+                }),
+        };
+        if let Some(msg) = problem {
+            let (l, c) = pos.value(&["server".into(), "jwt".into(), "jwks".into()]);
+            diags.push(Diagnostic::new(mesh_file, l, c, msg));
+        }
+        jwt.jwks = path.display().to_string();
+    }
     check_principals(mesh_file, &spec.principals, pos, diags);
     (warehouse, server)
 }

@@ -635,3 +635,83 @@ fn a_query_past_its_memory_cap_fails_alone_and_requests_are_audited() {
         assert!(text.contains("marketing.gold.roas_by_region"), "{text}");
     });
 }
+
+fn jwt(claims: serde_json::Value) -> String {
+    let key = std::fs::read(crate::common::repo().join("tests/fixtures/jwt/idp.key")).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("test-idp-1".into());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&key).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn jwts_of_an_identity_provider_are_principals() {
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        build_all(&engine(dir.path())).await;
+        let jwks = crate::common::repo().join("tests/fixtures/jwt/jwks.json");
+        edit(
+            &dir.path().join("catalog/mesh.yaml"),
+            "server:\n",
+            &format!(
+                "server:\n  jwt:\n    issuer: https://idp.example.com/\n    audience: meshql\n    jwks: {}\n    name_claim: preferred_username\n",
+                jwks.display()
+            ),
+        );
+        let (addr, _stop) = start_server(engine(dir.path())).await;
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let good = serde_json::json!({
+            "iss": "https://idp.example.com/", "aud": "meshql", "exp": exp,
+            "sub": "0f9c", "preferred_username": "carla", "groups": ["sales", "regional"], "region": "west"
+        });
+        let mut c = crate::common::anonymous_client(addr).await;
+        c.set_token(jwt(good.clone()));
+        // In the sales group: sales' silver layer is readable; as a regional manager, west only.
+        assert!(run(&mut c, "SELECT count(*) FROM sales.silver.stores").await.is_ok());
+        let regions = run(&mut c, "SELECT DISTINCT region FROM sales.gold.daily_revenue").await.unwrap();
+        assert!(regions.contains("| west   |") && !regions.contains("north"), "{regions}");
+        let s = run(&mut c, "SELECT count(*) FROM finance.silver.revenue_targets").await.unwrap_err();
+        assert_eq!(s.code(), Code::PermissionDenied);
+        assert!(s.message().contains("`carla` may not read"), "{}", s.message());
+
+        let bad = |claims: serde_json::Value| {
+            let token = jwt(claims);
+            async move {
+                let mut c = crate::common::anonymous_client(addr).await;
+                c.set_token(token);
+                run(&mut c, "SELECT 1").await.unwrap_err()
+            }
+        };
+        let mut expired = good.clone();
+        expired["exp"] = serde_json::json!(chrono::Utc::now().timestamp() - 3600);
+        let mut issuer = good.clone();
+        issuer["iss"] = serde_json::json!("https://evil.example.com/");
+        let mut audience = good.clone();
+        audience["aud"] = serde_json::json!("someone-else");
+        for (what, claims, reason) in [
+            ("expired", expired, "ExpiredSignature"),
+            ("issuer", issuer, "InvalidIssuer"),
+            ("audience", audience, "InvalidAudience"),
+        ] {
+            let s = bad(claims).await;
+            assert_eq!(s.code(), Code::Unauthenticated, "{what}");
+            assert!(s.message().contains(reason), "{what}: {}", s.message());
+        }
+        // A token signed with a shared secret instead of the provider's key.
+        let forged = jsonwebtoken::encode(
+            &jsonwebtoken::Header { kid: Some("test-idp-1".into()), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256) },
+            &good,
+            &jsonwebtoken::EncodingKey::from_secret(b"guess"),
+        )
+        .unwrap();
+        let mut c = crate::common::anonymous_client(addr).await;
+        c.set_token(forged);
+        let s = run(&mut c, "SELECT 1").await.unwrap_err();
+        assert_eq!(s.code(), Code::Unauthenticated);
+        assert!(s.message().contains("does not match the key"), "{}", s.message());
+    });
+}
