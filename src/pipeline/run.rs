@@ -88,6 +88,23 @@ pub struct NodeReport {
     pub checks: Vec<Check>,
 }
 
+impl NodeReport {
+    /// A node that did no work: skipped, or failed before it started.
+    fn unrun(name: String, kind: &'static str, status: NodeStatus) -> Self {
+        Self {
+            name,
+            kind,
+            status,
+            rows: None,
+            started_at: Utc::now(),
+            duration: Duration::ZERO,
+            version: None,
+            inputs: BTreeMap::new(),
+            checks: Vec::new(),
+        }
+    }
+}
+
 /// What happened to every node of a run, in completion order.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
@@ -229,17 +246,11 @@ impl Run {
                 let name = &pending[i];
                 let deps = &plan.upstream[name];
                 if let Some(bad) = deps.iter().find(|d| outcome.get(*d) == Some(&false)) {
-                    let r = NodeReport {
-                        name: name.to_string(),
-                        kind: node_kind(&engine, name),
-                        status: NodeStatus::Skipped(format!("upstream `{bad}` did not succeed")),
-                        rows: None,
-                        started_at: Utc::now(),
-                        duration: Duration::ZERO,
-                        version: None,
-                        inputs: BTreeMap::new(),
-                        checks: Vec::new(),
-                    };
+                    let r = NodeReport::unrun(
+                        name.to_string(),
+                        node_kind(&engine, name),
+                        NodeStatus::Skipped(format!("upstream `{bad}` did not succeed")),
+                    );
                     let name = pending.remove(i);
                     outcome.insert(name, false);
                     finished.push(r);
@@ -282,17 +293,11 @@ impl Run {
             }
         }
         for name in pending {
-            let r = NodeReport {
-                name: name.to_string(),
-                kind: node_kind(&engine, &name),
-                status: NodeStatus::Skipped("the run stopped before this node".into()),
-                rows: None,
-                started_at: Utc::now(),
-                duration: Duration::ZERO,
-                version: None,
-                inputs: BTreeMap::new(),
-                checks: Vec::new(),
-            };
+            let r = NodeReport::unrun(
+                name.to_string(),
+                node_kind(&engine, &name),
+                NodeStatus::Skipped("the run stopped before this node".into()),
+            );
             options.emit(&RunEvent::Finished(&r));
             record(&engine, &mut report, r).await;
         }
@@ -373,17 +378,7 @@ async fn run_mesh_node(
 }
 
 fn failed(name: String, kind: &'static str, e: Error) -> NodeReport {
-    NodeReport {
-        name,
-        kind,
-        status: NodeStatus::Failed(e.to_string()),
-        rows: None,
-        started_at: Utc::now(),
-        duration: Duration::ZERO,
-        version: None,
-        inputs: BTreeMap::new(),
-        checks: Vec::new(),
-    }
+    NodeReport::unrun(name, kind, NodeStatus::Failed(e.to_string()))
 }
 
 async fn run_work(
@@ -474,17 +469,11 @@ impl JobRun {
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| job.label());
             let r = if stopped {
-                NodeReport {
-                    name: label,
-                    kind: "job",
-                    status: NodeStatus::Skipped("an earlier job item failed".into()),
-                    rows: None,
-                    started_at: Utc::now(),
-                    duration: Duration::ZERO,
-                    version: None,
-                    inputs: BTreeMap::new(),
-                    checks: Vec::new(),
-                }
+                NodeReport::unrun(
+                    label,
+                    "job",
+                    NodeStatus::Skipped("an earlier job item failed".into()),
+                )
             } else {
                 let work = Work::Job(job, self.base.clone());
                 run_work(&self.engine, &label, &work, &report.run_id, &self.options).await

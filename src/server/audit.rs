@@ -3,7 +3,8 @@
 //! one row of `mesh.ops.audit`, a Delta table readable by the admin group.
 //!
 //! Requests never wait for the log: records go through a channel to a writer task that appends
-//! them in batches (every second, or every 512 records).
+//! them in batches (every `server.audit_flush_secs`, or every 8192 records), so the cost of a
+//! Delta commit is shared by many requests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,12 +75,12 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Starts the writer task (nothing is written when `enabled` is false, but log lines are).
-    pub fn start(engine: Arc<Engine>, enabled: bool) -> Self {
+    pub fn start(engine: Arc<Engine>, enabled: bool, every: Duration) -> Self {
         if !enabled {
             return Self { tx: None };
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(engine, rx));
+        tokio::spawn(writer(engine, rx, every.max(Duration::from_millis(100))));
         Self { tx: Some(tx) }
     }
 
@@ -121,9 +122,9 @@ impl AuditLog {
     }
 }
 
-const BATCH: usize = 512;
+const BATCH: usize = 8192;
 
-async fn writer(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Message>) {
+async fn writer(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Message>, every: Duration) {
     let mut pending: Vec<AuditRecord> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     // When the oldest pending record must be written at the latest.
@@ -131,7 +132,7 @@ async fn writer(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Message>) {
     loop {
         let message = if pending.is_empty() {
             let m = rx.recv().await;
-            due = tokio::time::Instant::now() + Duration::from_secs(1);
+            due = tokio::time::Instant::now() + every;
             m
         } else {
             match tokio::time::timeout_at(due, rx.recv()).await {

@@ -72,7 +72,11 @@ impl MeshFlightSql {
             sessions: Arc::new(Sessions::new()),
             admission: Arc::new(Admission::new(&settings)),
             stream_limits: StreamLimits::from_settings(&settings),
-            audit: AuditLog::start(Arc::clone(&engine), settings.audit),
+            audit: AuditLog::start(
+                Arc::clone(&engine),
+                settings.audit,
+                std::time::Duration::from_secs(settings.audit_flush_secs),
+            ),
             engine,
         })
     }

@@ -262,6 +262,9 @@ pub struct ServerSettings {
     /// Record every request in `mesh.ops.audit` (a log line is written either way).
     /// Default true.
     pub audit: bool,
+    /// Longest time, in seconds, an audit record waits before it is written (records are
+    /// appended in batches). Default 10.
+    pub audit_flush_secs: u64,
     /// Memory one query may use, in MiB, within `memory_limit_mb` (ResourceExhausted past it).
     /// 0: no cap beyond the shared pool. Default 1024.
     pub query_memory_limit_mb: u64,
@@ -330,6 +333,7 @@ impl Default for ServerSettings {
             max_concurrent_queries: 16,
             max_queued_queries: 64,
             audit: true,
+            audit_flush_secs: 10,
             query_memory_limit_mb: 1024,
             jwt: None,
         }

@@ -443,6 +443,42 @@ fn load_transforms(
     }
 }
 
+/// The files of `dir` ending in one of `extensions`, with their text, in name order; any other
+/// entry, and any file that cannot be read, is reported (`holds` says what belongs there).
+fn spec_files(
+    dir: &Path,
+    extensions: &[&str],
+    holds: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<(PathBuf, String)> {
+    let Ok(entries) = sorted_entries(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for file in entries {
+        let name = file_name(&file);
+        if file.is_dir() || !extensions.iter().any(|e| name.ends_with(e)) {
+            diags.push(Diagnostic::new(
+                &file,
+                1,
+                1,
+                format!("unexpected entry; {holds}"),
+            ));
+            continue;
+        }
+        match std::fs::read_to_string(&file) {
+            Ok(text) => out.push((file, text)),
+            Err(e) => diags.push(Diagnostic::new(
+                &file,
+                1,
+                1,
+                format!("cannot read the file: {e}"),
+            )),
+        }
+    }
+    out
+}
+
 /// Contracts in `<domain folder>/products/*.yaml`, each attached to the dataset it names.
 fn load_contracts(
     domain: &str,
@@ -450,33 +486,12 @@ fn load_contracts(
     datasets: &mut [Dataset],
     diags: &mut Vec<Diagnostic>,
 ) {
-    let dir = folder.join("products");
-    let Ok(entries) = sorted_entries(&dir) else {
-        return;
-    };
-    for file in entries {
-        let fname = file_name(&file);
-        if file.is_dir() || !(fname.ends_with(".yaml") || fname.ends_with(".yml")) {
-            diags.push(Diagnostic::new(
-                &file,
-                1,
-                1,
-                "unexpected entry; products/ holds data contracts (*.yaml)",
-            ));
-            continue;
-        }
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.push(Diagnostic::new(
-                    &file,
-                    1,
-                    1,
-                    format!("cannot read contract: {e}"),
-                ));
-                continue;
-            }
-        };
+    for (file, text) in spec_files(
+        &folder.join("products"),
+        &[".yaml", ".yml"],
+        "products/ holds data contracts (*.yaml)",
+        diags,
+    ) {
         let Some((spec, pos)) = yaml::parse::<ContractFile>(&file, &text, diags) else {
             continue;
         };
@@ -543,32 +558,12 @@ fn load_jobs(
     datasets: &mut Vec<Dataset>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let dir = folder.join("jobs");
-    let Ok(entries) = sorted_entries(&dir) else {
-        return;
-    };
-    for file in entries {
-        if file.is_dir() || !file_name(&file).ends_with(".json") {
-            diags.push(Diagnostic::new(
-                &file,
-                1,
-                1,
-                "unexpected entry; jobs/ holds mu-pipelines job files (*.json)",
-            ));
-            continue;
-        }
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.push(Diagnostic::new(
-                    &file,
-                    1,
-                    1,
-                    format!("cannot read job file: {e}"),
-                ));
-                continue;
-            }
-        };
+    for (file, text) in spec_files(
+        &folder.join("jobs"),
+        &[".json"],
+        "jobs/ holds mu-pipelines job files (*.json)",
+        diags,
+    ) {
         let Some(parsed) = job::parse(&file, &text, diags) else {
             continue;
         };

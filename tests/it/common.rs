@@ -147,3 +147,17 @@ pub async fn client_as(addr: SocketAddr, user: &str) -> FlightSqlServiceClient<C
 pub async fn client(addr: SocketAddr) -> FlightSqlServiceClient<Channel> {
     client_as(addr, "admin").await
 }
+
+/// Runs the `meshql` binary in `dir`; answers its exit code, standard output and error.
+pub fn meshql_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshql"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("meshql");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

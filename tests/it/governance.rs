@@ -589,7 +589,7 @@ fn a_query_past_its_memory_cap_fails_alone_and_requests_are_audited() {
         edit(
             &dir.path().join("catalog/mesh.yaml"),
             "server:\n",
-            "server:\n  query_memory_limit_mb: 16\n  query_timeout_secs: 2\n",
+            "server:\n  query_memory_limit_mb: 16\n  query_timeout_secs: 2\n  audit_flush_secs: 1\n",
         );
         let e = engine(dir.path());
         let (addr, _stop) = start_server(Arc::clone(&e)).await;

@@ -14,7 +14,7 @@ use meshql::spec::job::{JobFile, parse};
 use meshql::spec::{DatasetName, Mesh};
 use tempfile::TempDir;
 
-use crate::common::{demo_mesh, engine, mesh_with, runtime};
+use crate::common::{demo_mesh, engine, mesh_with, meshql_in as meshql, runtime};
 
 const PEOPLE: &str = "name,age,city\nAda,36,London\nGrace,45,Arlington\nLinus,28,Helsinki\n";
 
@@ -45,19 +45,6 @@ fn getting_started_job(csv: &Path) -> String {
 ]
 "#,
         csv.display()
-    )
-}
-
-fn meshql(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_meshql"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("meshql");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 

@@ -1,9 +1,7 @@
 //! Lineage of the demo mesh, exactly: tables from the DAG, columns from the transforms' plans;
 //! and its renderings (Mermaid, dot, OpenLineage), including the events a run emits.
 
-use std::process::Command;
-
-use crate::common::{build_all, demo_mesh, edit, engine, runtime};
+use crate::common::{build_all, demo_mesh, edit, engine, meshql_in as meshql, runtime};
 
 /// Every output column of the demo's transforms and the source columns it is computed from.
 const COLUMN_LINEAGE: &[[&str; 4]] = &[
@@ -362,19 +360,6 @@ const COLUMN_LINEAGE: &[[&str; 4]] = &[
         "store_name",
     ],
 ];
-
-fn meshql(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_meshql"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("meshql");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn column_lineage_of_the_demo_is_exact_and_run_events_carry_it() {

@@ -1,8 +1,6 @@
 //! Data products: contracts validated like every spec file, write-audit-publish, the semver
 //! guard.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,7 +12,7 @@ use meshql::quality::semver::{Impact, diff, verdict};
 use meshql::spec::contract::{ContractColumn, Version};
 use tempfile::TempDir;
 
-use crate::common::{edit, engine, mesh_with, runtime, start_server};
+use crate::common::{edit, engine, mesh_with, meshql_in as meshql, runtime, start_server};
 
 const CONTRACT: &str = r#"apiVersion: v3.1.0
 kind: DataContract
@@ -256,19 +254,6 @@ fn a_contract_that_disagrees_with_the_sql_blocks_with_a_diff() {
         );
         assert!(e.catalog().snapshot(&meshql::spec::DatasetName::new("shop", "silver", "orders")).await.unwrap().is_none());
     });
-}
-
-fn meshql(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_meshql"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("meshql");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
