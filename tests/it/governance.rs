@@ -11,7 +11,7 @@ use arrow_flight::sql::{
     CommandGetTables, CommandStatementIngest, TableDefinitionOptions, TableExistsOption,
     TableNotExistOption,
 };
-use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use futures::TryStreamExt;
@@ -175,18 +175,35 @@ fn permission_matrix_of_the_demo_principals() {
                 })
                 .await
                 .unwrap();
-            let mut listed = 0;
+            let mut listed: Vec<String> = Vec::new();
             for endpoint in info.endpoint {
                 let stream = c.do_get(endpoint.ticket.unwrap()).await.unwrap();
-                listed += stream
-                    .try_collect::<Vec<_>>()
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|b| b.num_rows())
-                    .sum::<usize>();
+                for b in stream.try_collect::<Vec<_>>().await.unwrap() {
+                    let names = b.column_by_name("table_name").unwrap();
+                    let names = names.as_any().downcast_ref::<StringArray>().unwrap();
+                    listed.extend(
+                        names
+                            .iter()
+                            .map(|n| format!("{domain}.{layer}.{}", n.unwrap())),
+                    );
+                }
             }
-            let l = if listed > 0 { 'L' } else { '-' };
+            // Exact listings: everything the layer holds when it may be read, nothing otherwise.
+            let l = if listed.is_empty() {
+                '-'
+            } else {
+                let mut all: Vec<String> = e
+                    .catalog()
+                    .dataset_names()
+                    .into_iter()
+                    .filter(|n| n.domain == *domain && n.layer == *layer)
+                    .map(|n| n.to_string())
+                    .collect();
+                all.sort();
+                listed.sort();
+                assert_eq!(listed, all, "{principal} lists {domain}.{layer}");
+                'L'
+            };
             let probe = format!("probe_{principal}");
             let i = match c
                 .execute_ingest(
