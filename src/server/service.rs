@@ -293,13 +293,21 @@ impl FlightSqlService for MeshFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = self.principal(&request)?;
-        prepared::flight_info(
+        let started = AuditRecord::new(&principal.name, "GetFlightInfoPrepared");
+        let result = prepared::flight_info(
             self,
             &principal,
             &query.prepared_statement_handle,
             request.into_inner(),
         )
-        .await
+        .await;
+        self.audited(
+            &principal.name,
+            "GetFlightInfoPrepared",
+            None,
+            started,
+            result,
+        )
     }
 
     async fn do_action_close_prepared_statement(
@@ -331,7 +339,9 @@ impl FlightSqlService for MeshFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let principal = self.principal(&request)?;
-        metadata::do_get_catalogs(self, &principal, query)
+        let started = AuditRecord::new(&principal.name, "GetCatalogs");
+        let result = metadata::do_get_catalogs(self, &principal, query);
+        self.audited(&principal.name, "GetCatalogs", None, started, result)
     }
 
     async fn get_flight_info_schemas(
@@ -353,7 +363,9 @@ impl FlightSqlService for MeshFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let principal = self.principal(&request)?;
-        metadata::do_get_schemas(self, &principal, query)
+        let started = AuditRecord::new(&principal.name, "GetDbSchemas");
+        let result = metadata::do_get_schemas(self, &principal, query);
+        self.audited(&principal.name, "GetDbSchemas", None, started, result)
     }
 
     async fn get_flight_info_tables(
@@ -375,7 +387,9 @@ impl FlightSqlService for MeshFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let principal = self.principal(&request)?;
-        metadata::do_get_tables(self, &principal, query).await
+        let started = AuditRecord::new(&principal.name, "GetTables");
+        let result = metadata::do_get_tables(self, &principal, query).await;
+        self.audited(&principal.name, "GetTables", None, started, result)
     }
 
     async fn get_flight_info_table_types(
@@ -457,7 +471,9 @@ impl FlightSqlService for MeshFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let principal = self.principal(&request)?;
-        metadata::do_get_primary_keys(self, &principal, query)
+        let started = AuditRecord::new(&principal.name, "GetPrimaryKeys");
+        let result = metadata::do_get_primary_keys(self, &principal, query);
+        self.audited(&principal.name, "GetPrimaryKeys", None, started, result)
     }
 
     async fn get_flight_info_exported_keys(
@@ -680,7 +696,10 @@ impl FlightSqlService for MeshFlightSql {
                     .encode_to_vec()
             }
             actions::CANCEL_FLIGHT_INFO => {
-                actions::cancel_flight_info(self, &principal, &action)?.encode_to_vec()
+                let started = AuditRecord::new(&principal.name, "CancelFlightInfo");
+                let result = actions::cancel_flight_info(self, &principal, &action);
+                self.audited(&principal.name, "CancelFlightInfo", None, started, result)?
+                    .encode_to_vec()
             }
             other => {
                 let known: Vec<String> = actions::action_types()

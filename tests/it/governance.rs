@@ -634,12 +634,26 @@ fn a_query_past_its_memory_cap_fails_alone_and_requests_are_audited() {
         }
         assert!(run(&mut other, "SELECT 2 AS two").await.is_ok());
 
+        // Listings are audited too.
+        let info = other
+            .get_tables(CommandGetTables {
+                catalog: Some("marketing".into()),
+                db_schema_filter_pattern: None,
+                table_name_filter_pattern: None,
+                table_types: vec![],
+                include_schema: false,
+            })
+            .await
+            .unwrap();
+        let _ = other.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect::<Vec<_>>().await;
+
         // Every request of this test is in the audit log, readable by admins.
         let mut admin = client_as(addr, "admin").await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let text = run(&mut admin, "SELECT principal, rpc, status FROM mesh.ops.audit WHERE rpc = 'DoGet' AND principal = 'analyst' ORDER BY at").await.unwrap();
-            if text.contains("ResourceExhausted") && text.contains("DeadlineExceeded") {
+            let listings = run(&mut admin, "SELECT rpc FROM mesh.ops.audit WHERE rpc = 'GetTables' AND principal = 'marketing'").await.unwrap();
+            if text.contains("ResourceExhausted") && text.contains("DeadlineExceeded") && listings.contains("GetTables") {
                 break;
             }
             if std::time::Instant::now() > deadline {
