@@ -90,7 +90,10 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 impl Identity {
     /// The principals of `mesh`; `MESHQL_ADMIN_TOKEN` is read from the environment.
-    pub fn new(mesh: &Mesh, signer: Signer) -> Self {
+    ///
+    /// Fails when `server.jwt` names keys that cannot be read: a server that silently dropped
+    /// its identity provider could end up open to everyone.
+    pub fn new(mesh: &Mesh, signer: Signer) -> Result<Self> {
         let admin_token = std::env::var(ADMIN_TOKEN_ENV)
             .ok()
             .filter(|t| !t.is_empty())
@@ -98,7 +101,11 @@ impl Identity {
         Self::with_admin_token(mesh, signer, admin_token)
     }
 
-    fn with_admin_token(mesh: &Mesh, signer: Signer, admin_token: Option<[u8; 32]>) -> Self {
+    fn with_admin_token(
+        mesh: &Mesh,
+        signer: Signer,
+        admin_token: Option<[u8; 32]>,
+    ) -> Result<Self> {
         let mut principals = BTreeMap::new();
         let mut tokens = BTreeMap::new();
         for p in &mesh.principals {
@@ -123,14 +130,9 @@ impl Identity {
             .server
             .jwt
             .as_ref()
-            .and_then(|s| match super::JwtVerifier::new(s) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    tracing::error!(error = %e, "JWT validation is off");
-                    None
-                }
-            });
-        Self {
+            .map(super::JwtVerifier::new)
+            .transpose()?;
+        Ok(Self {
             principals,
             tokens,
             admin_token,
@@ -138,7 +140,7 @@ impl Identity {
             signer,
             ttl_secs: mesh.server.token_ttl_secs as i64,
             jwt,
-        }
+        })
     }
 
     /// Whether clients must authenticate (the mesh declares principals, an admin token or an
@@ -298,7 +300,8 @@ mod tests {
             "principals:\n  - name: ana\n    groups: [sales]\n    password_hash: \"{hash}\"\n    token_hashes: [\"{token_hash}\"]\n"
         ));
         let id =
-            Identity::with_admin_token(&mesh, Signer::new(b"k".to_vec()), Some(sha256(b"root")));
+            Identity::with_admin_token(&mesh, Signer::new(b"k".to_vec()), Some(sha256(b"root")))
+                .unwrap();
         assert!(id.required());
         let ana = id.login("ana", "s3cret").unwrap();
         assert_eq!(ana.groups, ["sales"]);
@@ -333,14 +336,16 @@ mod tests {
         forged.push('A');
         assert!(id.authenticate(Some(&format!("Bearer {forged}"))).is_err());
         // Another server key: the token means nothing there.
-        let other = Identity::with_admin_token(&mesh, Signer::new(b"other".to_vec()), None);
+        let other =
+            Identity::with_admin_token(&mesh, Signer::new(b"other".to_vec()), None).unwrap();
         assert!(
             other
                 .authenticate(Some(&format!("Bearer {issued}")))
                 .is_err()
         );
         // Expired tokens are refused.
-        let mut expired = Identity::with_admin_token(&mesh, Signer::new(b"k".to_vec()), None);
+        let mut expired =
+            Identity::with_admin_token(&mesh, Signer::new(b"k".to_vec()), None).unwrap();
         expired.ttl_secs = -1;
         let old = expired.issue(&ana);
         assert!(
@@ -356,7 +361,7 @@ mod tests {
         let mesh = mesh_with(&format!(
             "principals:\n  - name: admin\n    password_hash: \"{hash}\"\n"
         ));
-        let id = Identity::with_admin_token(&mesh, Signer::random(), None);
+        let id = Identity::with_admin_token(&mesh, Signer::random(), None).unwrap();
         assert_eq!(
             id.login_basic("Basic YWRtaW46YWRtaW4=").unwrap().name,
             "admin"
@@ -370,8 +375,27 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_identity_provider_keys_refuse_to_start() {
+        let mut mesh = mesh_with("");
+        mesh.server.jwt = Some(crate::spec::JwtSettings {
+            issuer: "https://idp.example.com/".into(),
+            audience: None,
+            jwks: "/nonexistent/jwks.json".into(),
+            name_claim: "sub".into(),
+            groups_claim: "groups".into(),
+        });
+        let err = Identity::with_admin_token(&mesh, Signer::random(), None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UserInput);
+        assert!(
+            err.to_string()
+                .starts_with("cannot read the JWKS file /nonexistent/jwks.json:"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_mesh_without_principals_is_open() {
-        let id = Identity::with_admin_token(&mesh_with(""), Signer::random(), None);
+        let id = Identity::with_admin_token(&mesh_with(""), Signer::random(), None).unwrap();
         assert!(!id.required());
         assert_eq!(id.authenticate(None).unwrap(), Principal::anonymous());
     }

@@ -58,7 +58,7 @@ impl Server {
             settings.signing_key.as_deref(),
             &settings.previous_signing_keys,
         )?;
-        let identity = Arc::new(Identity::new(engine.mesh(), signer.clone()));
+        let identity = Arc::new(Identity::new(engine.mesh(), signer.clone())?);
         if !identity.required() {
             tracing::warn!("the mesh declares no principals: every client is anonymous");
         }

@@ -193,7 +193,7 @@ pub fn validate(
         if p.name.trim().is_empty() {
             push("name", "a policy needs a name".into());
         }
-        if out.iter().any(|o| o.name == p.name) {
+        if specs[..i].iter().any(|o| o.name == p.name) {
             push("name", format!("policy `{}` is declared twice", p.name));
         }
         let actions =
@@ -256,7 +256,7 @@ pub fn validate(
         }
         if effects.len() != 1 {
             push(
-                "",
+                "name",
                 format!(
                     "policy `{}` must do exactly one thing: allow, deny, mask or row_filter (found {})",
                     p.name,
@@ -357,7 +357,7 @@ pub fn bind_principal(
     out
 }
 
-/// Parses a SQL expression (syntax only).
+/// Parses a SQL expression (syntax only); an error says where in the expression it is.
 fn parse_expression(sql: &str) -> Result<(), String> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::parser::Parser;
@@ -365,5 +365,13 @@ fn parse_expression(sql: &str) -> Result<(), String> {
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            let msg = e.to_string();
+            let text = msg.strip_prefix("sql parser error: ").unwrap_or(&msg);
+            let text = text.split(" at Line: ").next().unwrap_or(text).to_string();
+            match super::transform::error_position(sql, &msg) {
+                Some((_, column)) => format!("{text} (at character {column} of the expression)"),
+                None => text,
+            }
+        })
 }

@@ -334,3 +334,41 @@ fn missing_tls_files_are_reported() {
         "{got:?}"
     );
 }
+
+#[test]
+fn policy_webhook_and_identity_provider_problems_are_pinned() {
+    let got = problems(&[
+        (
+            "catalog/mesh.yaml",
+            "name: t\ndomains:\n  - name: shop\n  - name: hr\npolicies:\n  - name: p1\n    allow: [read, delete]\n  - name: p2\n    mask: scramble\n  - name: p3\n    row_filter: \"region = = 'x'\"\n  - name: p4\n    allow: [read]\n    deny: [run]\n  - name: p1\n    deny: [read]\n    on: [shop.silver.items.extra]\nnotifications:\n  webhooks:\n    - url: ftp://x\nserver:\n  jwt:\n    issuer: i\n    jwks: missing.json\n",
+        ),
+        (
+            "catalog/hr/domain.yaml",
+            "owner: hr\npolicies:\n  - name: peek\n    allow: [read]\n    on: [shop.silver]\n",
+        ),
+    ]);
+    let jwks = "missing.json";
+    let got: Vec<String> = got
+        .into_iter()
+        .map(|l| match l.find("cannot read the JWKS file") {
+            // The message carries the absolute path and the OS error; keep the stable part.
+            Some(i) => format!("{}cannot read the JWKS file …/{jwks}", &l[..i]),
+            None => l,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "catalog/hr/domain.yaml:5:10: `shop.silver` is outside domain `hr`: a domain's policies speak about its own datasets",
+            "catalog/mesh.yaml:7:12: unknown action `delete`; expected read, run or ingest",
+            "catalog/mesh.yaml:9:11: a mask needs `columns` or `classification`",
+            "catalog/mesh.yaml:9:11: invalid mask `scramble`; expected sha256, redact, null or a SQL expression using {column}",
+            "catalog/mesh.yaml:11:17: invalid row filter: Expected: an expression, found: = (at character 10 of the expression)",
+            "catalog/mesh.yaml:12:11: policy `p4` must do exactly one thing: allow, deny, mask or row_filter (found 2)",
+            "catalog/mesh.yaml:15:11: policy `p1` is declared twice",
+            "catalog/mesh.yaml:17:10: invalid pattern `shop.silver.items.extra`; expected domain, domain.layer or domain.layer.dataset (`*` for any part)",
+            "catalog/mesh.yaml:20:12: invalid webhook URL `ftp://x`; expected http:// or https://",
+            "catalog/mesh.yaml:24:11: cannot read the JWKS file …/missing.json",
+        ]
+    );
+}
