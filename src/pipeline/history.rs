@@ -145,9 +145,9 @@ fn materialization(engine: &Engine, name: &DatasetName) -> &'static str {
     }
 }
 
-/// Rewrites `mesh.catalog.domains`, `mesh.catalog.datasets`, `mesh.catalog.columns` and
-/// `mesh.lineage.edges` from the mesh and the current versions of its tables.
-pub async fn refresh(engine: &Engine) -> Result<()> {
+/// Rewrites `mesh.catalog.*` and `mesh.lineage.*` from the mesh and the current versions of its
+/// tables; answers the column lineage it computed (for the run's OpenLineage events).
+pub async fn refresh(engine: &Engine) -> Result<Vec<super::lineage::ColumnEdge>> {
     let mesh = engine.mesh();
     let catalog = engine.catalog();
 
@@ -313,7 +313,8 @@ pub async fn refresh(engine: &Engine) -> Result<()> {
         ],
         WriteMode::Replace,
     )
-    .await
+    .await?;
+    Ok(columns)
 }
 
 /// Rewrites `mesh.catalog.products`: every product with its freshness at `now`.

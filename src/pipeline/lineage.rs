@@ -331,16 +331,15 @@ fn namespace(mesh: &Mesh) -> String {
         .unwrap_or_else(|| format!("meshql://{}", mesh.name))
 }
 
-/// Sends one RunEvent per finished node of `report` where mesh.yaml's `lineage.openlineage`
-/// says (a JSON-lines file and/or an HTTP endpoint).
-pub async fn emit(engine: &Engine, report: &RunReport) -> Result<()> {
+/// Sends one RunEvent per finished node of `report`, with the mesh's column lineage `columns`,
+/// where mesh.yaml's `lineage.openlineage` says (a JSON-lines file and/or an HTTP endpoint).
+pub async fn emit(engine: &Engine, report: &RunReport, columns: &[ColumnEdge]) -> Result<()> {
     let mesh = engine.mesh();
     let Some(settings) = &mesh.lineage.openlineage else {
         return Ok(());
     };
     let namespace = namespace(mesh);
     let all_edges = edges(mesh);
-    let columns = column_edges(engine).await.unwrap_or_default();
     let now = Utc::now();
     let mut events = Vec::new();
     for n in &report.nodes {
@@ -365,7 +364,7 @@ pub async fn emit(engine: &Engine, report: &RunReport) -> Result<()> {
             Some(&report.run_id),
             &inputs,
             &outputs,
-            &columns,
+            columns,
         ));
     }
     if let Some(file) = &settings.file {

@@ -335,11 +335,15 @@ async fn record(engine: &Engine, report: &mut RunReport, r: NodeReport) {
 
 /// After a run: the system catalog, then the run's OpenLineage events.
 async fn refresh(engine: &Engine, report: &mut RunReport) {
-    if let Err(e) = history::refresh(engine).await {
-        tracing::warn!(error = %e, "cannot refresh the mesh system catalog");
-        report.history_errors.push(e.to_string());
-    }
-    if let Err(e) = super::lineage::emit(engine, report).await {
+    let columns = match history::refresh(engine).await {
+        Ok(columns) => columns,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot refresh the mesh system catalog");
+            report.history_errors.push(e.to_string());
+            Vec::new()
+        }
+    };
+    if let Err(e) = super::lineage::emit(engine, report, &columns).await {
         tracing::warn!(error = %e, "cannot emit OpenLineage events");
         report.history_errors.push(e.to_string());
     }
