@@ -199,10 +199,17 @@ enum JobCommand {
     },
 }
 
+/// mimalloc returns freed memory to the system promptly; the counter lets the server refuse new
+/// queries while the process is above its memory budget.
+#[global_allocator]
+static ALLOCATOR: meshql::engine::allocator::CountingAllocator<mimalloc::MiMalloc> =
+    meshql::engine::allocator::CountingAllocator(mimalloc::MiMalloc);
+
 /// Warnings and errors, without delta-kernel's report of every not-yet-created table.
 const DEFAULT_LOG_FILTER: &str = "warn,buoyant_kernel=off";
 
 fn main() -> ExitCode {
+    ALLOCATOR.enable();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -460,11 +467,7 @@ async fn run(
     let selectors: Vec<Selector> = select.iter().map(|s| s.parse()).collect::<Result<_>>()?;
     let plan = RunPlan::new(engine.mesh(), &selectors)?;
     let report = execute_run(engine, plan, parallelism, force).await;
-    Ok(if report.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 async fn policy_explain(engine: &Arc<Engine>, principal: &str, sql: &str) -> Result<ExitCode> {

@@ -37,6 +37,8 @@ pub struct MeshCatalog {
     /// Schemas of published datasets, kept past the snapshot cache's staleness bound so that
     /// listings (GetTables, information_schema) do not reopen every table's storage.
     schemas: Cache<DatasetName, SchemaRef>,
+    /// Locks of tables being created (see [`MeshCatalog::creation_lock`]).
+    creating: moka::sync::Cache<DatasetName, Arc<tokio::sync::Mutex<()>>>,
     /// Session used to open tables (schema inference of sources); shares the engine's runtime.
     open_state: SessionState,
     /// This catalog, for planning views over it.
@@ -54,11 +56,13 @@ impl std::fmt::Debug for MeshCatalog {
 
 impl MeshCatalog {
     /// Builds the catalog of `mesh`; `staleness` bounds how long a version written by another
-    /// process may stay unseen.
+    /// process may stay unseen; `config` holds the mesh's SQL settings (views are planned with
+    /// them).
     pub fn new(
         mesh: Arc<Mesh>,
         runtime: Arc<RuntimeEnv>,
         staleness: Duration,
+        config: SessionConfig,
     ) -> Result<Arc<Self>> {
         let warehouse = Warehouse::for_mesh(&mesh)?;
         let mut stores = BTreeMap::new();
@@ -83,7 +87,7 @@ impl MeshCatalog {
             .time_to_live(staleness)
             .build();
         let open_state = SessionStateBuilder::new()
-            .with_config(SessionConfig::new())
+            .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
             .build();
@@ -93,6 +97,10 @@ impl MeshCatalog {
             stores: RwLock::new(stores),
             cache,
             schemas: Cache::builder().max_capacity(100_000).build(),
+            creating: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
             open_state,
             me: me.clone(),
         }))
@@ -208,6 +216,23 @@ impl MeshCatalog {
             })
             .await
             .map_err(|e: Arc<Error>| Error::new(e.kind(), e.to_string()))
+    }
+
+    /// Whether `name` has a published version.
+    pub async fn has_version(&self, name: &DatasetName) -> Result<bool> {
+        match self.store(name) {
+            Some(_) => Ok(self.snapshot(name).await?.is_some()),
+            None => Ok(false),
+        }
+    }
+
+    /// Held while a table is created, so concurrent first writes of one table in this process
+    /// take turns.
+    pub async fn creation_lock(&self, name: &DatasetName) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .creating
+            .get_with(name.clone(), || Arc::new(tokio::sync::Mutex::new(())));
+        lock.lock_owned().await
     }
 
     /// Forgets the cached version of `name`, so the next query sees the latest commit.

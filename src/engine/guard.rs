@@ -1,8 +1,14 @@
-//! Checks on client SQL before planning: size, nesting, and the read-only rule.
+//! Checks on client SQL before planning: size, nesting, shapes that make planning explode, and
+//! the read-only rule.
 //!
 //! DataFusion's planner and optimiser recurse over expressions. A short hostile query (thousands
 //! of chained `+`, `OR` terms or `UNION ALL` branches) would otherwise exhaust a thread's stack
 //! and abort the whole process, so nesting is bounded here, on the AST, without deep recursion.
+//! Two shapes cost DataFusion far more than their text: nested `CASE` (each level doubles the
+//! physical expression, so 25 levels in 1.3 KB of SQL planned for minutes) and long chains of
+//! common table expressions (each reference plans a copy of what it names, so memory grows with
+//! the square of the chain). `CASE ... ELSE CASE ...` chains are flattened into one `CASE`
+//! (same meaning), and what remains is bounded.
 
 use std::ops::ControlFlow;
 
@@ -34,6 +40,12 @@ impl Default for SqlLimits {
 /// Parser recursion limit for parenthesised nesting (DataFusion's default).
 const PARSER_RECURSION_LIMIT: usize = 50;
 
+/// Deepest nesting of `CASE` expressions once `ELSE CASE` chains are flattened.
+pub const MAX_CASE_DEPTH: usize = 12;
+
+/// Most common table expressions one statement may declare.
+pub const MAX_CTES: usize = 256;
+
 /// Parses one read-only statement, enforcing `limits`.
 pub fn parse(sql: &str, limits: SqlLimits) -> Result<DfStatement> {
     if sql.len() > limits.max_sql_bytes {
@@ -62,8 +74,159 @@ pub fn parse(sql: &str, limits: SqlLimits) -> Result<DfStatement> {
     check_read_only(&statement)?;
     check_nesting(&statement, limits.max_expr_depth)?;
     let mut statement = statement;
+    flatten_else_case(&mut statement);
+    clamp_limits(&mut statement);
+    check_shapes(&statement)?;
     number_question_marks(&mut statement)?;
     Ok(statement)
+}
+
+fn inner_mut(statement: &mut DfStatement) -> Option<&mut Statement> {
+    match statement {
+        DfStatement::Statement(s) => Some(s.as_mut()),
+        DfStatement::Explain(e) => inner_mut(&mut e.statement),
+        _ => None,
+    }
+}
+
+fn inner(statement: &DfStatement) -> Option<&Statement> {
+    match statement {
+        DfStatement::Statement(s) => Some(s.as_ref()),
+        DfStatement::Explain(e) => inner(&e.statement),
+        _ => None,
+    }
+}
+
+/// `CASE WHEN a THEN x ELSE CASE WHEN b THEN y ELSE z END END` becomes
+/// `CASE WHEN a THEN x WHEN b THEN y ELSE z END`: the same value, one level instead of two.
+/// Only searched `CASE`s (without an operand) are merged.
+fn flatten_else_case(statement: &mut DfStatement) {
+    let Some(inner) = inner_mut(statement) else {
+        return;
+    };
+    let _ = visit_expressions_mut(inner, |expr| {
+        if let Expr::Case {
+            operand: None,
+            conditions,
+            else_result,
+            ..
+        } = expr
+        {
+            while let Some(nested) = else_result.take() {
+                match *nested {
+                    Expr::Case {
+                        operand: None,
+                        conditions: more,
+                        else_result: rest,
+                        ..
+                    } => {
+                        conditions.extend(more);
+                        *else_result = rest;
+                    }
+                    other => {
+                        *else_result = Some(Box::new(other));
+                        break;
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// The largest `LIMIT` passed on to DataFusion: more rows than any result has, yet small enough
+/// that DataFusion's top-k operators can size their tables from it (`LIMIT
+/// 9223372036854775807` overflows their arithmetic).
+pub const MAX_LIMIT: u64 = 1 << 40;
+
+/// `LIMIT n` with n past [`MAX_LIMIT`] becomes `LIMIT MAX_LIMIT`: the same rows.
+fn clamp_limits(statement: &mut DfStatement) {
+    use datafusion::sql::sqlparser::ast::{LimitClause, VisitMut, VisitorMut};
+    struct Clamp;
+    impl VisitorMut for Clamp {
+        type Break = ();
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            if let Some(LimitClause::LimitOffset {
+                limit: Some(Expr::Value(v)),
+                ..
+            }) = &mut query.limit_clause
+                && let Value::Number(n, _) = &mut v.value
+                && n.parse::<u64>()
+                    .map_or(n.chars().all(|c| c.is_ascii_digit()), |x| x > MAX_LIMIT)
+            {
+                *n = MAX_LIMIT.to_string();
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    if let Some(inner) = inner_mut(statement) {
+        let _ = inner.visit(&mut Clamp);
+    }
+}
+
+/// Refuses the shapes that make planning explode, and typed literals DataFusion cannot plan.
+fn check_shapes(statement: &DfStatement) -> Result<()> {
+    let Some(inner) = inner(statement) else {
+        return Ok(());
+    };
+    let mut shapes = Shapes::default();
+    match inner.visit(&mut shapes) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+#[derive(Default)]
+struct Shapes {
+    case_depth: usize,
+    ctes: usize,
+}
+
+impl Visitor for Shapes {
+    type Break = Error;
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<Error> {
+        if let Some(with) = &query.with {
+            self.ctes += with.cte_tables.len();
+            if self.ctes > MAX_CTES {
+                return ControlFlow::Break(Error::resource(format!(
+                    "query too complex: more than {MAX_CTES} common table expressions (WITH ...)"
+                )));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Error> {
+        match expr {
+            Expr::Case { .. } => {
+                self.case_depth += 1;
+                if self.case_depth > MAX_CASE_DEPTH {
+                    return ControlFlow::Break(Error::resource(format!(
+                        "query too complex: CASE expressions nested deeper than {MAX_CASE_DEPTH} levels \
+                         (chains of ELSE CASE count as one level)"
+                    )));
+                }
+            }
+            // `TIMESTAMP 2`: DataFusion expects a quoted string after the type and panics on
+            // anything else.
+            Expr::TypedString(t) if t.value.value.clone().into_string().is_none() => {
+                return ControlFlow::Break(Error::user(format!(
+                    "`{} {}`: a typed literal needs a quoted string, e.g. {} '...'",
+                    t.data_type, t.value, t.data_type
+                )));
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Error> {
+        if matches!(expr, Expr::Case { .. }) {
+            self.case_depth -= 1;
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Turns JDBC/ODBC-style `?` placeholders into `$1, $2, ...` in order of appearance, the form
@@ -290,5 +453,64 @@ mod tests {
         );
         let err = parse("SELECT 1 FROM t WHERE a = = 2", SqlLimits::default()).unwrap_err();
         assert!(err.to_string().ends_with("(line=1, column=27)"), "{err}");
+    }
+
+    /// Parsing recurses as deep as the SQL nests: tests run it with a planner thread's stack.
+    fn on_big_stack(f: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn else_case_chains_are_flattened_and_deep_case_is_refused() {
+        on_big_stack(else_case_chains);
+    }
+
+    fn else_case_chains() {
+        let mut sql = "x".to_string();
+        for i in 0..40 {
+            sql = format!("CASE WHEN a = {i} THEN {i} ELSE {sql} END");
+        }
+        let s = parse(&format!("SELECT {sql} FROM t"), SqlLimits::default()).unwrap();
+        let text = s.to_string();
+        assert_eq!(text.matches("CASE").count(), 1, "{text}");
+        assert!(
+            text.contains("WHEN a = 39 THEN 39 WHEN a = 38 THEN 38"),
+            "{text}"
+        );
+
+        let mut nested = "a".to_string();
+        for i in 0..20 {
+            nested = format!("CASE WHEN ({nested}) > {i} THEN a ELSE 0 END");
+        }
+        let err = parse(&format!("SELECT {nested} FROM t"), SqlLimits::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
+        assert!(err.message().contains("nested deeper than 12"), "{err}");
+    }
+
+    #[test]
+    fn long_cte_chains_and_untyped_literals_are_refused() {
+        let ctes: Vec<String> = (0..300)
+            .map(|i| format!("c{i} AS (SELECT {i} AS x)"))
+            .collect();
+        let sql = format!("WITH {} SELECT x FROM c0", ctes.join(", "));
+        let err = parse(&sql, SqlLimits::default()).unwrap_err();
+        assert!(err.message().contains("common table expressions"), "{err}");
+        for sql in ["SELECT TIMESTAMP 2", "SELECT * FROM range(STRUCT 0, 20, 3)"] {
+            let err = parse(sql, SqlLimits::default()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::UserInput, "{sql}: {err}");
+            assert!(err.message().contains("quoted string"), "{sql}: {err}");
+        }
+        assert!(
+            parse(
+                "SELECT TIMESTAMP '2026-01-01 00:00:00'",
+                SqlLimits::default()
+            )
+            .is_ok()
+        );
     }
 }

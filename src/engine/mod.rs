@@ -1,11 +1,19 @@
 //! The query engine: one DataFusion setup shared by the server, the CLI and the pipeline.
 //!
 //! It owns the session template (federated catalog, `information_schema`, shared runtime), turns
-//! SQL into plans under the [`guard`] limits, and plans on a thread with a large stack so no
-//! query can overflow an async worker's stack.
+//! SQL into plans under the [`guard`] limits, plans on the [`planner`] pool under a time budget,
+//! guards the functions that build unbounded values ([`functions`]) and runs plans as streams
+//! that turn a panic into an error ([`stream`]).
 
+pub mod allocator;
+mod constants;
+mod functions;
 mod guard;
+mod literals;
 mod memory;
+mod operators;
+mod planner;
+mod stream;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -27,9 +35,9 @@ use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execut
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DfStatement;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
-use tokio::sync::oneshot;
 
 pub use guard::SqlLimits;
+pub use planner::Budget;
 
 use crate::catalog::{MeshCatalog, SYSTEM_CATALOG, SystemCatalog, Visibility};
 use crate::error::{Error, Result};
@@ -39,8 +47,13 @@ use crate::spec::{DatasetName, Mesh};
 const LOCAL_CATALOG: &str = "_job";
 const LOCAL_SCHEMA: &str = "steps";
 
-/// Stack size of planner threads: deep enough for any plan the guard lets through.
-const PLANNER_STACK_BYTES: usize = 256 * 1024 * 1024;
+/// Stack size of planner threads: deep enough for any plan the guard lets through, in debug
+/// builds too (`the_deepest_allowed_queries_fit_the_planner_stack` in tests/it/limits.rs plans the
+/// deepest ones on it).
+const PLANNER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Memory the process may hold beyond `server.memory_limit_mb` before new queries wait.
+const UNPOOLED_MEMORY_MB: u64 = 1024;
 
 /// Where unqualified table names resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +69,9 @@ pub struct Engine {
     template: SessionState,
     limits: SqlLimits,
     default_path: SearchPath,
+    planner: planner::PlannerPool,
+    /// Longest planning (`server.planning_timeout_secs`).
+    planning_limit: Option<Duration>,
 }
 
 impl Engine {
@@ -93,18 +109,9 @@ impl Engine {
                 layer: "catalog".into(),
             },
         };
-        let catalog = MeshCatalog::new(mesh, Arc::clone(&runtime), staleness)?;
-        let config = SessionConfig::new()
-            // Hash-join IN-list pushdown can panic on dictionary join keys (delta-rs works around
-            // it the same way).
-            .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_size", 0)
-            .set_usize(
-                "datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values",
-                0,
-            )
-            .with_information_schema(true)
-            .with_create_default_catalog_and_schema(false)
-            .with_default_catalog_and_schema(&default_path.domain, &default_path.layer);
+        let config = Self::session_config(&default_path);
+        let catalog = MeshCatalog::new(mesh, Arc::clone(&runtime), staleness, config.clone())?;
+        let settings = &catalog.mesh().server;
         let template = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
@@ -112,6 +119,10 @@ impl Engine {
             // Delta writes plan through delta-rs's extension nodes.
             .with_query_planner(DeltaPlanner::new())
             .build();
+        let values = value_limits(settings);
+        let template = literals::approximate_comparisons(functions::guard(template, values)?);
+        let template = operators::guarded(constants::checked(template, values));
+        let template = planner::budgeted_rules(template);
         for (name, provider) in catalog.domain_catalogs() {
             template.catalog_list().register_catalog(name, provider);
         }
@@ -119,12 +130,62 @@ impl Engine {
             SYSTEM_CATALOG.to_string(),
             Arc::new(SystemCatalog::new(Arc::clone(&catalog))),
         );
+        let threads = match settings.planner_threads {
+            0 => 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        // Room in the queue for a planning per thread besides the queued ones, so a thread
+        // between two plannings never looks like a full queue.
+        // Beyond the pool, the process keeps room for what DataFusion does not account for
+        // (arrays being built, results being encoded, planning).
+        let memory_budget = (settings.memory_limit_mb > 0)
+            .then(|| ((settings.memory_limit_mb + UNPOOLED_MEMORY_MB) as usize) << 20);
+        let planner = planner::PlannerPool::new(
+            threads,
+            settings.max_queued_queries + threads,
+            PLANNER_STACK_BYTES,
+            memory_budget,
+        )?;
+        let planning_limit = [settings.planning_timeout_secs, settings.query_timeout_secs]
+            .into_iter()
+            .filter(|s| *s > 0)
+            .min()
+            .map(Duration::from_secs);
         Ok(Arc::new(Self {
             catalog,
             template,
             limits,
             default_path,
+            planner,
+            planning_limit,
         }))
+    }
+
+    /// The DataFusion settings of every session of the mesh (queries, transforms, views).
+    fn session_config(default_path: &SearchPath) -> SessionConfig {
+        SessionConfig::new()
+            // Hash-join IN-list pushdown can panic on dictionary join keys (delta-rs works around
+            // it the same way).
+            .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_size", 0)
+            .set_usize(
+                "datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values",
+                0,
+            )
+            // `revenue = 552376.27` against a DECIMAL column compares decimals, not floats that
+            // miss the row (the SQL standard's and DuckDB's reading of such a literal).
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(&default_path.domain, &default_path.layer)
+    }
+
+    /// A planning budget within `server.planning_timeout_secs` (and `deadline`, if given).
+    pub fn planning_budget(&self, deadline: Option<tokio::time::Instant>) -> Arc<Budget> {
+        Budget::until(
+            deadline.map(|d| d.into_std()),
+            self.planning_limit,
+            "server.planning_timeout_secs",
+        )
     }
 
     pub fn catalog(&self) -> &Arc<MeshCatalog> {
@@ -218,52 +279,110 @@ impl Engine {
         Ok(state)
     }
 
-    /// Plans a read-only query. Parsing, checks and planning run on a large-stack thread.
-    /// Placeholders (`$1`, `?`) stay unbound; see [`LogicalPlan::with_param_values`].
+    /// Plans a read-only query. Parsing, checks and planning run on a planner thread within the
+    /// default planning budget. Placeholders (`$1`, `?`) stay unbound; see
+    /// [`LogicalPlan::with_param_values`].
     pub async fn plan(&self, sql: &str, state: &SessionState) -> Result<LogicalPlan> {
+        self.plan_within(sql, state, self.planning_budget(None))
+            .await
+    }
+
+    /// [`Engine::plan`] within `budget`.
+    pub async fn plan_within(
+        &self,
+        sql: &str,
+        state: &SessionState,
+        budget: Arc<Budget>,
+    ) -> Result<LogicalPlan> {
         let sql = sql.to_string();
         let state = state.clone();
         let limits = self.limits;
         let catalog = Arc::clone(&self.catalog);
         let handle = tokio::runtime::Handle::current();
-        on_planner_thread(move || {
-            handle.block_on(async move {
-                let statement = guard::parse(&sql, limits)?;
-                check_references(&catalog, &state, &statement).await?;
-                let plan = state.statement_to_plan(statement).await?;
-                // A second line of defence behind the guard: no DDL, DML or statement plans.
-                SQLOptions::new()
-                    .with_allow_ddl(false)
-                    .with_allow_dml(false)
-                    .with_allow_statements(false)
-                    .verify_plan(&plan)
-                    .map_err(|e| {
-                        Error::permission(format!(
-                            "{e}: meshql clients are read-only (data changes through pipelines and ingest)"
-                        ))
-                    })?;
-                Ok(plan)
+        self.planner
+            .run(budget, move || {
+                handle.block_on(async move {
+                    let statement = guard::parse(&sql, limits)?;
+                    check_references(&catalog, &state, &statement).await?;
+                    let plan = state.statement_to_plan(statement).await?;
+                    // A second line of defence behind the guard: no DDL, DML or statement plans.
+                    SQLOptions::new()
+                        .with_allow_ddl(false)
+                        .with_allow_dml(false)
+                        .with_allow_statements(false)
+                        .verify_plan(&plan)
+                        .map_err(|e| {
+                            Error::permission(format!(
+                                "{e}: meshql clients are read-only (data changes through pipelines and ingest)"
+                            ))
+                        })?;
+                    Ok(plan)
+                })
             })
-        })
-        .await?
+            .await
     }
 
-    /// Starts a planned query; batches are produced as the stream is polled. Physical planning
-    /// runs on a large-stack thread.
+    /// The schema `plan` produces once analysed (type coercion decides a `UNION`'s column types,
+    /// for example): what a client is told before the stream starts. Runs on a planner thread.
+    pub async fn result_schema(
+        &self,
+        plan: &LogicalPlan,
+        state: &SessionState,
+    ) -> Result<SchemaRef> {
+        let plan = plan.clone();
+        let state = state.clone();
+        self.planner
+            .run(self.planning_budget(None), move || {
+                let analyzed = state.analyzer().execute_and_check(
+                    plan.clone(),
+                    state.config_options(),
+                    |_, _| {},
+                );
+                match analyzed {
+                    Ok(p) => Ok(Arc::new(p.schema().as_arrow().clone())),
+                    // Unbound parameters can leave types the analyzer cannot settle yet; the
+                    // unanalysed schema is the best answer before they are bound.
+                    Err(_) if !plan.get_parameter_types().unwrap_or_default().is_empty() => {
+                        Ok(Arc::new(plan.schema().as_arrow().clone()))
+                    }
+                    Err(e) => Err(Error::from(e)),
+                }
+            })
+            .await
+    }
+
+    /// Starts a planned query; batches are produced as the stream is polled. Optimisation and
+    /// physical planning run on a planner thread within the default planning budget. The schema
+    /// answered is the stream's (that of the optimised plan).
     pub async fn execute_plan(
         &self,
         plan: LogicalPlan,
         state: &SessionState,
     ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
-        let schema = Arc::new(plan.schema().as_arrow().clone());
+        self.execute_plan_within(plan, state, self.planning_budget(None))
+            .await
+    }
+
+    /// [`Engine::execute_plan`] with physical planning within `budget`.
+    pub async fn execute_plan_within(
+        &self,
+        plan: LogicalPlan,
+        state: &SessionState,
+        budget: Arc<Budget>,
+    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
         let planner_state = state.clone();
         let handle = tokio::runtime::Handle::current();
-        let physical: Arc<dyn ExecutionPlan> = on_planner_thread(move || {
-            handle.block_on(async move { planner_state.create_physical_plan(&plan).await })
-        })
-        .await??;
+        let physical: Arc<dyn ExecutionPlan> = self
+            .planner
+            .run(budget, move || {
+                handle
+                    .block_on(async move { planner_state.create_physical_plan(&plan).await })
+                    .map_err(Error::from)
+            })
+            .await?;
+        let schema = physical.schema();
         let stream = execute_stream(physical, state.task_ctx())?;
-        Ok((schema, stream))
+        Ok((schema, stream::catch_panics(stream)))
     }
 
     /// Plans and starts a read-only query.
@@ -277,18 +396,20 @@ impl Engine {
     }
 }
 
-/// Runs `f` on a fresh thread with a large stack and waits for it without blocking the runtime.
-async fn on_planner_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let (tx, rx) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("meshql-planner".into())
-        .stack_size(PLANNER_STACK_BYTES)
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .map_err(|e| Error::resource(format!("cannot start a planner thread: {e}")))?;
-    rx.await
-        .map_err(|_| Error::internal("the planner thread stopped without an answer"))
+/// What one call of a function may build: a quarter of the per-query memory cap (or of the
+/// shared pool without a cap; 1 GiB when memory is unlimited).
+fn value_limits(settings: &crate::spec::ServerSettings) -> functions::ValueLimits {
+    const MIB: usize = 1024 * 1024;
+    let (mb, setting) = match (settings.query_memory_limit_mb, settings.memory_limit_mb) {
+        (0, 0) => (4096, "1 GiB, as memory is unlimited"),
+        (0, pool) => (pool, "a quarter of server.memory_limit_mb"),
+        (cap, pool) if pool > 0 && pool < cap => (pool, "a quarter of server.memory_limit_mb"),
+        (cap, _) => (cap, "a quarter of server.query_memory_limit_mb"),
+    };
+    functions::ValueLimits {
+        max_bytes: (mb as usize).saturating_mul(MIB) / 4,
+        setting,
+    }
 }
 
 /// Turns every table the statement reads into a mesh dataset, or a NotFound error with a hint.

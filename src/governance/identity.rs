@@ -25,6 +25,12 @@ pub const ADMIN_TOKEN_ENV: &str = "MESHQL_ADMIN_TOKEN";
 
 const TOKEN_PREFIX: &str = "mq1.";
 
+/// Longest user name, password and `authorization` header accepted (a JWT with many groups
+/// fits; a 64 KB user name does not).
+pub const MAX_USER_BYTES: usize = 256;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub const MAX_CREDENTIAL_BYTES: usize = 16 * 1024;
+
 /// An authenticated user or service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -177,6 +183,13 @@ impl Identity {
 
     /// Checks an `Authorization: Basic ...` header value.
     pub fn login_basic(&self, header: &str) -> Result<Principal> {
+        let (user, password) = Self::parse_basic(header)?;
+        self.login(&user, &password)
+    }
+
+    /// The user name and password of an `Authorization: Basic ...` header value, each within
+    /// its size limit.
+    pub fn parse_basic(header: &str) -> Result<(String, String)> {
         let encoded = header.strip_prefix("Basic ").ok_or_else(|| {
             unauthenticated("the handshake expects `authorization: Basic <base64 user:password>`")
         })?;
@@ -194,7 +207,13 @@ impl Identity {
         let (user, password) = decoded
             .split_once(':')
             .ok_or_else(|| unauthenticated("malformed Basic credentials"))?;
-        self.login(user, password)
+        if user.len() > MAX_USER_BYTES || password.len() > MAX_PASSWORD_BYTES {
+            return Err(unauthenticated(format!(
+                "user names are at most {MAX_USER_BYTES} bytes and passwords at most \
+                 {MAX_PASSWORD_BYTES} bytes"
+            )));
+        }
+        Ok((user.to_string(), password.to_string()))
     }
 
     /// A signed bearer token for `principal`, valid for `server.token_ttl_secs`.
@@ -218,6 +237,12 @@ impl Identity {
         let header = header.ok_or_else(|| {
             unauthenticated("authentication required: send `authorization: Bearer <token>` (log in with the handshake)")
         })?;
+        if header.len() > MAX_CREDENTIAL_BYTES {
+            return Err(unauthenticated(format!(
+                "the authorization header is {} bytes; credentials are at most {MAX_CREDENTIAL_BYTES} bytes",
+                header.len()
+            )));
+        }
         let token = header
             .strip_prefix("Bearer ")
             .ok_or_else(|| unauthenticated("expected `authorization: Bearer <token>`"))?

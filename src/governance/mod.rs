@@ -4,16 +4,18 @@
 //! the server or hashed in mesh.yaml); [`Signer`] signs everything the server hands to clients
 //! (tokens, tickets, prepared-statement handles) so that none can be forged. [`Access`] decides
 //! what a principal may read, run and ingest, and [`govern`] enforces it on a query's logical
-//! plan: denials, row filters, column masks.
+//! plan: denials, row filters, column masks. [`Logins`] keeps password guessing slow.
 
 mod access;
 mod identity;
 mod jwt;
+mod logins;
 mod rewrite;
 mod signer;
 
 pub use access::{Access, ColumnMask, Decision, RowFilter};
 pub use identity::{ADMIN_TOKEN_ENV, Identity, Principal, hash_password, new_token};
 pub use jwt::JwtVerifier;
+pub use logins::Logins;
 pub use rewrite::{Context, Governed, govern, plan_as};
 pub use signer::Signer;

@@ -345,7 +345,7 @@ pub async fn emit(engine: &Engine, report: &RunReport, columns: &[ColumnEdge]) -
     for n in &report.nodes {
         let event_type = match n.status {
             NodeStatus::Succeeded | NodeStatus::UpToDate => "COMPLETE",
-            NodeStatus::Failed(_) | NodeStatus::Blocked(_) => "FAIL",
+            NodeStatus::Failed { .. } | NodeStatus::Blocked(_) => "FAIL",
             NodeStatus::Skipped(_) => "ABORT",
         };
         let inputs: Vec<String> = all_edges

@@ -62,7 +62,7 @@ impl Event {
         let bad: Vec<Value> = report
             .nodes
             .iter()
-            .filter(|n| matches!(n.status, NodeStatus::Failed(_) | NodeStatus::Blocked(_)))
+            .filter(|n| matches!(n.status, NodeStatus::Failed { .. } | NodeStatus::Blocked(_)))
             .map(|n| json!({"node": n.name, "status": n.status.label(), "message": n.status.detail()}))
             .collect();
         if !bad.is_empty() {

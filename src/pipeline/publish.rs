@@ -1,11 +1,12 @@
 //! Publishing a node's rows: write → audit → publish for products, a plain atomic write for the
 //! other datasets.
 //!
-//! A product's rows are first written to a staging table under `<warehouse>/_mesh/staging/`,
-//! which no catalog serves; the audit runs there; only if no error-severity rule failed are the
-//! staged rows written to the product's table, in one commit that also records the contract's
-//! version and columns (what `meshql check`'s semver guard compares against). Readers therefore
-//! never see unaudited rows, even while the run is in progress.
+//! A product's rows are first written to a staging table of the run under
+//! `<warehouse>/_mesh/staging/`, which no catalog serves; the audit runs there; only if no
+//! error-severity rule failed are the staged rows written to the product's table, in one commit
+//! that also records the contract's version and columns (what `meshql check`'s semver guard
+//! compares against). Readers therefore never see unaudited rows, even while the run is in
+//! progress, and concurrent runs never share staged rows.
 
 use std::sync::Arc;
 
@@ -26,22 +27,61 @@ pub(crate) async fn publish(
     name: &DatasetName,
     plan: LogicalPlan,
     mode: &WriteMode,
-    mut metadata: CommitMetadata,
+    metadata: CommitMetadata,
     checks: &mut Vec<Check>,
+) -> Result<Published> {
+    let contract = engine.mesh().dataset(name).and_then(|d| d.contract.clone());
+    let Some(contract) = contract else {
+        return write(engine, name, plan, mode, metadata).await;
+    };
+    let run = metadata
+        .get("run_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let warehouse = engine.catalog().warehouse();
+    let published = audited(engine, name, &contract, &run, plan, mode, metadata, checks).await;
+    match &published {
+        // Blocked rows stay for inspection; after any other failure nothing is worth keeping.
+        Err(e) if e.kind() == ErrorKind::ContractViolation => {}
+        _ => remove_staging(&warehouse.staging_root(name), Some(&run), published.is_ok()),
+    }
+    published
+}
+
+/// Writes `plan` into `name` in one commit and makes the new version visible at once.
+async fn write(
+    engine: &Engine,
+    name: &DatasetName,
+    plan: LogicalPlan,
+    mode: &WriteMode,
+    metadata: CommitMetadata,
 ) -> Result<Published> {
     let catalog = engine.catalog();
     let store = catalog.store_or_create(name)?;
-    let state = engine.session();
-    let contract = engine.mesh().dataset(name).and_then(|d| d.contract.clone());
-    let Some(contract) = contract else {
-        let published = store.write(plan, &state, mode, metadata).await;
-        catalog.invalidate(name).await;
-        return published;
-    };
+    let published = store.write(plan, &engine.session(), mode, metadata).await;
+    // Invalidated even when the write failed: the table may have changed under a conflict.
+    catalog.invalidate(name).await;
+    published
+}
 
-    // Write: the rows go to the staging table.
-    let warehouse = catalog.warehouse();
-    let staging = warehouse.staging_store(name)?;
+/// Write → audit → publish of a product's rows, staged under `run`.
+#[allow(clippy::too_many_arguments)]
+async fn audited(
+    engine: &Engine,
+    name: &DatasetName,
+    contract: &crate::spec::contract::Contract,
+    run: &str,
+    plan: LogicalPlan,
+    mode: &WriteMode,
+    mut metadata: CommitMetadata,
+    checks: &mut Vec<Check>,
+) -> Result<Published> {
+    // Write: the rows go to the run's staging table.
+    let state = engine.session();
+    let warehouse = engine.catalog().warehouse();
+    let staging = warehouse.staging_store(name, run)?;
+    claim_staging(&warehouse.staging_url(name, run));
     staging
         .write(plan, &state, &WriteMode::Replace, CommitMetadata::new())
         .await
@@ -52,15 +92,16 @@ pub(crate) async fn publish(
         .ok_or_else(|| Error::internal(format!("the staged rows of `{name}` vanished")))?;
 
     // Audit.
-    let audit = quality::audit(engine, &contract, Arc::clone(&staged.provider)).await?;
+    let audit = quality::audit(engine, contract, Arc::clone(&staged.provider)).await?;
     checks.extend(audit.checks.iter().cloned());
     if audit.blocking().next().is_some() {
+        mark_blocked(&warehouse.staging_url(name, run));
         return Err(Error::new(
             ErrorKind::ContractViolation,
             format!(
-                "{}\n  (the blocked rows stay in {} until the next run)",
-                audit.summary(&contract),
-                warehouse.staging_url(name)
+                "{}\n  (the blocked rows stay in {} until a later run publishes `{name}`)",
+                audit.summary(contract),
+                warehouse.staging_url(name, run)
             ),
         ));
     }
@@ -76,19 +117,119 @@ pub(crate) async fn publish(
     );
     let audited =
         LogicalPlanBuilder::scan("staged", provider_as_source(staged.provider), None)?.build()?;
-    let published = store.write(audited, &state, mode, metadata).await;
-    catalog.invalidate(name).await;
-    let published = published?;
-    remove_staging(&warehouse.staging_url(name));
-    Ok(published)
+    write(engine, name, audited, mode, metadata).await
 }
 
-/// Deletes a local staging table once its rows are published (object stores keep it; the next
-/// run replaces it).
-fn remove_staging(url: &str) {
-    if let Some(path) = url.strip_prefix("file://")
-        && let Err(e) = std::fs::remove_dir_all(path)
+/// Removes what killed runs staged for `name` (a run starting calls it for its nodes).
+pub(crate) fn sweep_staging(engine: &Engine, name: &DatasetName) {
+    if engine
+        .mesh()
+        .dataset(name)
+        .is_some_and(|d| d.contract.is_some())
     {
-        tracing::warn!(path, error = %e, "cannot remove a staging table");
+        remove_staging(
+            &engine.catalog().warehouse().staging_root(name),
+            None,
+            false,
+        );
     }
+}
+
+/// Marks a staging table whose rows were blocked: a later publish of the dataset removes it.
+fn mark_blocked(url: &str) {
+    if let Some(path) = url.strip_prefix("file://")
+        && let Err(e) = std::fs::write(std::path::Path::new(path).join(BLOCKED_MARKER), b"")
+    {
+        tracing::warn!(path, error = %e, "cannot mark blocked staged rows");
+    }
+}
+
+const BLOCKED_MARKER: &str = "_blocked";
+/// Names the process staging into a folder, so a later run can tell a killed run's leftovers
+/// from a concurrent run's rows.
+const OWNER_MARKER: &str = "_owner";
+
+/// Records this process as the owner of a local staging folder.
+fn claim_staging(url: &str) {
+    let Some(path) = url.strip_prefix("file://") else {
+        return;
+    };
+    let path = std::path::Path::new(path);
+    let claimed = std::fs::create_dir_all(path)
+        .and_then(|()| std::fs::write(path.join(OWNER_MARKER), process_identity()));
+    if let Err(e) = claimed {
+        tracing::warn!(path = %path.display(), error = %e, "cannot mark a staging folder");
+    }
+}
+
+/// `pid start-time` of this process (the start time tells a reused pid apart).
+fn process_identity() -> String {
+    let pid = std::process::id();
+    format!("{pid} {}", start_time(pid).unwrap_or_default())
+}
+
+/// The start time of a process, in clock ticks since boot (Linux); `None` if it is gone.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19).map(str::to_string)
+}
+
+/// Whether the process that staged into `dir` is gone (it was killed mid-run). Unknown owners
+/// (other hosts, other systems) count as alive.
+fn owner_gone(dir: &std::path::Path) -> bool {
+    let Ok(owner) = std::fs::read_to_string(dir.join(OWNER_MARKER)) else {
+        return false;
+    };
+    let mut parts = owner.split_whitespace();
+    let (Some(pid), Some(started)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if !std::path::Path::new("/proc/self/stat").exists() {
+        return false;
+    }
+    start_time(pid).as_deref() != Some(started)
+}
+
+/// Deletes the staging table of `run`, the ones killed runs left behind, any over a day old and,
+/// once the dataset is `published` again, the ones blocked runs left for inspection (a
+/// concurrent run still staging is none of these, so it keeps its own). Object stores keep
+/// them; they are never read again.
+fn remove_staging(root: &str, run: Option<&str>, published: bool) {
+    let Some(root) = root.strip_prefix("file://") else {
+        return;
+    };
+    let root = std::path::Path::new(root);
+    if !root.exists() {
+        return;
+    }
+    let remove = |path: &std::path::Path| {
+        if let Err(e) = std::fs::remove_dir_all(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove a staging table");
+        }
+    };
+    if let Some(run) = run {
+        remove(&root.join(run));
+    }
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
+        let path = entry.path();
+        // Blocked rows are kept for inspection until the dataset publishes again.
+        let blocked = published && path.join(BLOCKED_MARKER).exists();
+        if old || blocked || owner_gone(&path) {
+            remove(&path);
+        }
+    }
+    // The dataset's folder goes once no run stages there.
+    let _ = std::fs::remove_dir(root);
 }

@@ -32,8 +32,9 @@ pub enum NodeStatus {
     /// Nothing to do: its definition and everything it reads are unchanged since its last
     /// publish.
     UpToDate,
-    /// Failed; the table keeps its previous version.
-    Failed(String),
+    /// Failed; the table keeps its previous version. The kind says whose problem it is (a
+    /// conflict with another writer is worth retrying; a bad transform is not).
+    Failed { kind: ErrorKind, message: String },
     /// Its rows failed their contract: nothing was published; the table keeps its previous
     /// version.
     Blocked(String),
@@ -42,12 +43,19 @@ pub enum NodeStatus {
 }
 
 impl NodeStatus {
+    pub fn failed(e: &Error) -> Self {
+        NodeStatus::Failed {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
     /// `ok`, `up_to_date`, `failed`, `blocked` or `skipped` (as in `mesh.ops.runs`).
     pub fn label(&self) -> &'static str {
         match self {
             NodeStatus::Succeeded => "ok",
             NodeStatus::UpToDate => "up_to_date",
-            NodeStatus::Failed(_) => "failed",
+            NodeStatus::Failed { .. } => "failed",
             NodeStatus::Blocked(_) => "blocked",
             NodeStatus::Skipped(_) => "skipped",
         }
@@ -56,9 +64,9 @@ impl NodeStatus {
     /// Why it failed, was blocked or was skipped.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            NodeStatus::Failed(why) | NodeStatus::Blocked(why) | NodeStatus::Skipped(why) => {
-                Some(why)
-            }
+            NodeStatus::Failed { message: why, .. }
+            | NodeStatus::Blocked(why)
+            | NodeStatus::Skipped(why) => Some(why),
             _ => None,
         }
     }
@@ -67,6 +75,9 @@ impl NodeStatus {
         matches!(self, NodeStatus::Succeeded | NodeStatus::UpToDate)
     }
 }
+
+/// Attempts of a node whose publish conflicts with another writer's commit.
+const CONFLICT_ATTEMPTS: u32 = 4;
 
 /// What happened to one node.
 #[derive(Debug, Clone)]
@@ -120,6 +131,24 @@ impl RunReport {
     /// Every node published or was up to date.
     pub fn succeeded(&self) -> bool {
         self.nodes.iter().all(|n| n.status.is_success())
+    }
+
+    /// The CLI's exit code for this run: 0 when every node succeeded, 5 when the only failures
+    /// were conflicts with other writers (retrying the run may succeed), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        if self.succeeded() {
+            return 0;
+        }
+        let only_conflicts = self.nodes.iter().all(|n| match &n.status {
+            NodeStatus::Failed { kind, .. } => *kind == ErrorKind::Conflict,
+            NodeStatus::Blocked(_) => false,
+            _ => true,
+        });
+        if only_conflicts {
+            ErrorKind::Conflict.exit_code() as u8
+        } else {
+            1
+        }
     }
 
     pub fn count(&self, label: &str) -> usize {
@@ -230,6 +259,10 @@ impl Run {
             options,
         } = self;
         let run_id = new_run_id();
+        // Rows staged by runs that were killed before they published are removed.
+        for name in &plan.nodes {
+            super::publish::sweep_staging(&engine, name);
+        }
         let mut outcome: BTreeMap<DatasetName, bool> = BTreeMap::new();
         let mut pending: Vec<DatasetName> = plan.nodes.clone();
         let mut tasks: JoinSet<(DatasetName, NodeReport)> = JoinSet::new();
@@ -382,7 +415,7 @@ async fn run_mesh_node(
 }
 
 fn failed(name: String, kind: &'static str, e: Error) -> NodeReport {
-    NodeReport::unrun(name, kind, NodeStatus::Failed(e.to_string()))
+    NodeReport::unrun(name, kind, NodeStatus::failed(&e))
 }
 
 async fn run_work(
@@ -397,21 +430,36 @@ async fn run_work(
     let started_at = Utc::now();
     let t0 = Instant::now();
     let print = |text: &str| options.emit(&RunEvent::Printed { name: label, text });
-    let result = AssertUnwindSafe(node::execute(engine, work, run_id, options.force, &print))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| NodeResult {
-            outcome: Err(Error::internal(format!("node `{label}` panicked"))),
-            rows: None,
-            version: None,
-            inputs: BTreeMap::new(),
-            checks: Vec::new(),
-        });
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        let result = AssertUnwindSafe(node::execute(engine, work, run_id, options.force, &print))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| NodeResult {
+                outcome: Err(Error::internal(format!("node `{label}` panicked"))),
+                rows: None,
+                version: None,
+                inputs: BTreeMap::new(),
+                checks: Vec::new(),
+            });
+        // Another writer committed first: the node computes again from what is there now and
+        // publishes again (a node's publish replaces or merges what it computed, so a second
+        // attempt never duplicates rows).
+        match &result.outcome {
+            Err(e) if e.kind() == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
+                tracing::info!(node = label, attempt, error = %e, "retrying after a commit conflict");
+                let jitter = rand::random::<u64>() % 200;
+                tokio::time::sleep(Duration::from_millis(100 * attempt as u64 + jitter)).await;
+            }
+            _ => break result,
+        }
+    };
     let status = match result.outcome {
         Ok(Done::Published) => NodeStatus::Succeeded,
         Ok(Done::UpToDate) => NodeStatus::UpToDate,
         Err(e) if e.kind() == ErrorKind::ContractViolation => NodeStatus::Blocked(e.to_string()),
-        Err(e) => NodeStatus::Failed(e.to_string()),
+        Err(e) => NodeStatus::failed(&e),
     };
     NodeReport {
         name: label.to_string(),

@@ -95,9 +95,14 @@ pub async fn ingest(
         .unwrap_or(TableNotExistOption::Unspecified);
     let if_exists =
         TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified);
-    let exists = match catalog.store(&name) {
-        Some(_) => catalog.snapshot(&name).await?.is_some(),
-        None => false,
+    let exists = catalog.has_version(&name).await?;
+    // Creating a table is serialised per table: a second `create_append` waiting here appends
+    // to the table the first created instead of racing it to version 0 (and losing).
+    let (exists, _creating) = if exists {
+        (true, None)
+    } else {
+        let guard = catalog.creation_lock(&name).await;
+        (catalog.has_version(&name).await?, Some(guard))
     };
     let mode = match (exists, if_exists, if_missing) {
         (true, TableExistsOption::Append, _) => WriteMode::Append,

@@ -10,6 +10,7 @@
 
 mod actions;
 mod audit;
+mod connections;
 mod ingest;
 mod limits;
 mod metadata;
@@ -41,6 +42,13 @@ use crate::spec::TlsSettings;
 /// Largest gRPC message accepted or sent (tonic's default is 4 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// Largest header block a client may send: room for a long JWT, so oversized credentials get a
+/// clear answer from the service instead of a reset stream.
+const MAX_HEADER_BYTES: u32 = 96 * 1024;
+
+/// Requests one connection may have in flight.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
 /// A Flight SQL server bound to an address, not yet serving.
 pub struct Server {
     service: MeshFlightSql,
@@ -48,6 +56,7 @@ pub struct Server {
     tls: Option<ServerTlsConfig>,
     listener: TcpListener,
     local_addr: SocketAddr,
+    connections: connections::ConnectionLimits,
 }
 
 impl Server {
@@ -78,8 +87,12 @@ impl Server {
             .as_ref()
             .map(tls_config)
             .transpose()?;
+        let idle = (settings.idle_timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(settings.idle_timeout_secs));
+        let connections = connections::ConnectionLimits::new(settings.max_connections, idle);
         let service = MeshFlightSql::new(engine, signer, identity)?;
         Ok(Self {
+            connections,
             tls,
             audit: service.audit.clone(),
             service,
@@ -102,7 +115,12 @@ impl Server {
         let svc = FlightServiceServer::new(self.service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder = tonic::transport::Server::builder()
+            .http2_max_header_list_size(MAX_HEADER_BYTES)
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            // Peers that vanish without closing are found and their connections freed.
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(60)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)));
         if let Some(tls) = self.tls {
             builder = builder
                 .tls_config(tls)
@@ -110,7 +128,7 @@ impl Server {
         }
         let served = builder
             .add_service(svc)
-            .serve_with_incoming_shutdown(incoming(self.listener), shutdown)
+            .serve_with_incoming_shutdown(incoming(self.listener, self.connections), shutdown)
             .await
             .map_err(|e| Error::new(ErrorKind::Unavailable, format!("server stopped: {e}")));
         // The audit records of the last requests are written before the server is gone.
@@ -119,19 +137,29 @@ impl Server {
     }
 }
 
-/// Accepted connections with Nagle's algorithm off: small responses (one batch, a listing) must
-/// not wait for delayed ACKs, which otherwise add tens of milliseconds to every call.
+/// Accepted connections within the connection limits, with Nagle's algorithm off: small
+/// responses (one batch, a listing) must not wait for delayed ACKs, which otherwise add tens of
+/// milliseconds to every call.
 fn incoming(
     listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    limits: connections::ConnectionLimits,
+) -> impl futures::Stream<Item = std::io::Result<connections::Limited>> {
     use futures::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        if let Ok(stream) = &accepted
-            && let Err(e) = stream.set_nodelay(true)
-        {
-            tracing::warn!(error = %e, "cannot disable Nagle's algorithm on a connection");
-        }
-        accepted
+    TcpListenerStream::new(listener).filter_map(move |accepted| {
+        let admitted = match accepted {
+            Ok(stream) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::warn!(error = %e, "cannot disable Nagle's algorithm on a connection");
+                }
+                limits.admit(stream).map(Ok)
+            }
+            // A failed accept (e.g. out of file descriptors) is logged; the server goes on.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept a connection");
+                None
+            }
+        };
+        futures::future::ready(admitted)
     })
 }
 

@@ -28,10 +28,10 @@ pub async fn create(
     path: &SearchPath,
     sql: &str,
 ) -> Result<ActionCreatePreparedStatementResult, Status> {
-    let (governed, _state) = svc.governed_plan(principal, path, sql).await?;
+    let (governed, state) = svc.governed_plan(principal, path, sql).await?;
     let plan = governed.plan;
     let dataset = wire_schema(
-        plan.schema().as_arrow(),
+        svc.engine.result_schema(&plan, &state).await?.as_ref(),
         svc.engine.mesh().server.view_types,
     );
     let parameters = parameter_schema(&plan)?;

@@ -32,7 +32,7 @@ use super::{actions, ingest, metadata, prepared, sql_info, statement};
 use crate::engine::{Engine, SearchPath};
 use crate::error::{Error, ErrorKind};
 use crate::governance::{Access, Governed, plan_as};
-use crate::governance::{Identity, Principal, Signer};
+use crate::governance::{Identity, Logins, Principal, Signer};
 use crate::proto::session::SetSessionOptionsRequest;
 use crate::spec::{Action as Operation, DatasetName};
 use datafusion::execution::SessionState;
@@ -45,6 +45,7 @@ pub struct MeshFlightSql {
     pub(super) engine: Arc<Engine>,
     pub(super) signer: Signer,
     pub(super) identity: Arc<Identity>,
+    pub(super) logins: Arc<Logins>,
     pub(super) sql_info: Arc<SqlInfoData>,
     pub(super) xdbc: Arc<XdbcTypeInfoData>,
     pub(super) running: Arc<statement::Running>,
@@ -65,6 +66,7 @@ impl MeshFlightSql {
         let sql_info = sql_info::sql_info(&engine.session(), settings.max_sql_bytes, true)?;
         Ok(Self {
             signer,
+            logins: Arc::new(Logins::new(Arc::clone(&identity))),
             identity,
             sql_info: Arc::new(sql_info),
             xdbc: Arc::new(sql_info::xdbc_type_info()?),
@@ -177,17 +179,11 @@ impl FlightSqlService for MeshFlightSql {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let identity = Arc::clone(&self.identity);
+        let peer = request.remote_addr().map(|a| a.ip());
         let started = AuditRecord::new("", "Handshake");
         let login = match header {
-            // Argon2 is deliberately slow: keep it off the async workers.
-            Some(h) if h.starts_with("Basic ") => {
-                tokio::task::spawn_blocking(move || identity.login_basic(&h))
-                    .await
-                    .map_err(|e| Error::internal(format!("login task failed: {e}")))
-                    .and_then(|r| r)
-            }
-            other => identity.authenticate(other.as_deref()),
+            Some(h) if h.starts_with("Basic ") => self.logins.login_basic(&h, peer).await,
+            other => self.identity.authenticate(other.as_deref()),
         }
         .map_err(Status::from);
         let who = login
@@ -724,6 +720,64 @@ impl FlightSqlService for MeshFlightSql {
             response.metadata_mut().insert("set-cookie", cookie);
         }
         Ok(response)
+    }
+
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        message: arrow_flight::sql::Any,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        Err(Error::user(format!(
+            "not a ticket of this server (message type `{}`); tickets come from GetFlightInfo",
+            message.type_url
+        ))
+        .into())
+    }
+
+    async fn get_flight_info_fallback(
+        &self,
+        command: arrow_flight::sql::Command,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        Err(Error::user(format!(
+            "not a Flight SQL command this server answers (message type `{}`)",
+            command.type_url()
+        ))
+        .into())
+    }
+
+    async fn do_put_fallback(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+        message: arrow_flight::sql::Any,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        self.principal(&request)?;
+        Err(Error::user(format!(
+            "not a Flight SQL command this server accepts in DoPut (message type `{}`)",
+            message.type_url
+        ))
+        .into())
+    }
+
+    async fn do_put_error_callback(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+        error: arrow_flight::sql::server::DoPutError,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        self.principal(&request)?;
+        let why = match error {
+            arrow_flight::sql::server::DoPutError::MissingCommand => {
+                "the upload is empty: no message arrived, so there is no command and no table \
+                 (clients uploading zero rows may send nothing; send the schema at least)"
+            }
+            arrow_flight::sql::server::DoPutError::MissingFlightDescriptor => {
+                "the first message of a DoPut must carry the FlightDescriptor naming its command \
+                 (ingest, bound parameters)"
+            }
+        };
+        Err(Error::user(why).into())
     }
 
     async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {

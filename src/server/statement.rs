@@ -41,7 +41,7 @@ pub async fn flight_info(
     params: Option<RecordBatch>,
     descriptor: FlightDescriptor,
 ) -> Result<Response<FlightInfo>, Status> {
-    let (governed, _state) = svc.governed_plan(principal, path, sql).await?;
+    let (governed, state) = svc.governed_plan(principal, path, sql).await?;
     let plan = governed.plan;
     let rows: Vec<Option<RecordBatch>> = match &params {
         None => vec![None],
@@ -55,11 +55,13 @@ pub async fn flight_info(
             .map(|i| Some(batch.slice(i, 1)))
             .collect(),
     };
-    // The schema comes from the plan with the first row bound, exactly as DoGet will plan it.
-    let schema = match &rows[0] {
-        Some(row) => bind(plan, row)?.schema().as_arrow().clone(),
-        None => plan.schema().as_arrow().clone(),
+    // The schema comes from the plan with the first row bound, analysed exactly as DoGet will
+    // run it.
+    let bound = match &rows[0] {
+        Some(row) => bind(plan, row)?,
+        None => plan,
     };
+    let schema = svc.engine.result_schema(&bound, &state).await?;
     let schema = wire_schema(&schema, svc.engine.mesh().server.view_types);
     let mut info = FlightInfo::new()
         .try_with_schema(&schema)
@@ -111,9 +113,12 @@ pub async fn do_get(
     if let Some(bytes) = &statement.params {
         plan = bind(plan, &decode_batch(bytes)?)?;
     }
-    let (schema, stream) = svc.engine.execute_plan(plan, &state).await?;
+    // The stream is sent in the schema FlightInfo announced (the analysed plan's): the optimiser
+    // may narrow a decimal or a nullability on the way, which the conversion widens back.
+    let announced = svc.engine.result_schema(&plan, &state).await?;
+    let (_, stream) = svc.engine.execute_plan(plan, &state).await?;
     let keep_views = svc.engine.mesh().server.view_types;
-    let wire = Arc::new(wire_schema(&schema, keep_views));
+    let wire = Arc::new(wire_schema(&announced, keep_views));
     let announced = Arc::clone(&wire);
     let batches = stream
         .map_err(|e| FlightError::from(Status::from(Error::from(e))))

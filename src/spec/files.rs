@@ -253,8 +253,19 @@ pub struct ServerSettings {
     /// Longest time a query's result stream may take, in seconds (DeadlineExceeded past it).
     /// 0: none. Default 300.
     pub query_timeout_secs: u64,
+    /// Longest time, in seconds, planning one query may take (DeadlineExceeded past it; never
+    /// more than `query_timeout_secs`). 0: none. Default 30.
+    pub planning_timeout_secs: u64,
+    /// Threads planning queries (planning never runs on the threads serving requests). 0: twice
+    /// the number of cores. Default 0.
+    pub planner_threads: usize,
     /// Most rows one result may have (ResourceExhausted past it). 0: unlimited. Default 0.
     pub max_result_rows: u64,
+    /// Client connections open at once; more are closed as they arrive. Default 1024.
+    pub max_connections: usize,
+    /// Seconds after which a connection on which nothing was sent or received is closed; keep
+    /// it above `query_timeout_secs`. 0: never. Default 900.
+    pub idle_timeout_secs: u64,
     /// Queries running at once. Default 16.
     pub max_concurrent_queries: usize,
     /// Queries waiting for a slot; more are refused with ResourceExhausted. Default 64.
@@ -329,7 +340,11 @@ impl Default for ServerSettings {
             tls: None,
             memory_limit_mb: 4096,
             query_timeout_secs: 300,
+            planning_timeout_secs: 30,
+            planner_threads: 0,
             max_result_rows: 0,
+            max_connections: 1024,
+            idle_timeout_secs: 900,
             max_concurrent_queries: 16,
             max_queued_queries: 64,
             audit: true,

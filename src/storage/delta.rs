@@ -121,11 +121,15 @@ impl TableStore for DeltaStore {
                 )
             })?;
         }
-        let commit = CommitProperties::default().with_metadata(
-            metadata
-                .into_iter()
-                .map(|(k, v)| (format!("{METADATA_PREFIX}{k}"), v)),
-        );
+        // Concurrent appends (ingest batches, audit records) commit one after another: each lost
+        // race re-reads the log and tries the next version, as long as nothing it read changed.
+        let commit = CommitProperties::default()
+            .with_max_retries(COMMIT_RETRIES)
+            .with_metadata(
+                metadata
+                    .into_iter()
+                    .map(|(k, v)| (format!("{METADATA_PREFIX}{k}"), v)),
+            );
         let existing = self.load().await?;
         if let (WriteMode::Merge { keys }, Some(table)) = (mode, &existing) {
             return self.merge(table.clone(), plan, session, keys, commit).await;
@@ -223,6 +227,9 @@ impl DeltaStore {
         })
     }
 }
+
+/// Commit attempts before a write gives up on concurrent writers (delta-rs's default is 15).
+const COMMIT_RETRIES: usize = 100;
 
 /// Prefix of meshql's keys in Delta commit metadata.
 const METADATA_PREFIX: &str = "meshql.";

@@ -146,13 +146,19 @@ impl Warehouse {
         Ok(Arc::new(DeltaStore::new(&url)?))
     }
 
-    /// `<warehouse>/_mesh/staging/<domain>/<layer>/<dataset>/`: where a product's new rows wait
-    /// for their audit, invisible to readers.
-    pub fn staging_store(&self, name: &DatasetName) -> Result<Arc<dyn TableStore>> {
-        Ok(Arc::new(DeltaStore::new(&self.staging_url(name))?))
+    /// `<warehouse>/_mesh/staging/<domain>/<layer>/<dataset>/<run>/`: where a product's new
+    /// rows wait for their audit, invisible to readers. Each run stages apart, so concurrent
+    /// runs of one product never share (or delete) each other's staged rows.
+    pub fn staging_store(&self, name: &DatasetName, run: &str) -> Result<Arc<dyn TableStore>> {
+        Ok(Arc::new(DeltaStore::new(&self.staging_url(name, run))?))
     }
 
-    pub fn staging_url(&self, name: &DatasetName) -> String {
+    pub fn staging_url(&self, name: &DatasetName, run: &str) -> String {
+        format!("{}{run}/", self.staging_root(name))
+    }
+
+    /// The folder holding the staging tables of every run of `name`.
+    pub fn staging_root(&self, name: &DatasetName) -> String {
         format!(
             "{}/_mesh/staging/{}/{}/{}/",
             self.root, name.domain, name.layer, name.dataset

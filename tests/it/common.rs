@@ -161,3 +161,87 @@ pub fn meshql_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+pub type Client = FlightSqlServiceClient<Channel>;
+
+/// The status of a failed Flight call.
+pub fn status(e: arrow_flight::error::FlightError) -> tonic::Status {
+    match e {
+        arrow_flight::error::FlightError::Tonic(s) => *s,
+        other => panic!("expected a status, got {other:?}"),
+    }
+}
+
+/// Every batch of every endpoint of `info`; checks each stream's schema equals the announced one.
+pub async fn fetch(
+    client: &mut Client,
+    info: arrow_flight::FlightInfo,
+) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
+    use futures::TryStreamExt;
+    let announced: datafusion::arrow::datatypes::Schema = info
+        .clone()
+        .try_decode_schema()
+        .expect("schema in FlightInfo");
+    let mut out = Vec::new();
+    for endpoint in info.endpoint {
+        let mut stream = client
+            .do_get(endpoint.ticket.expect("ticket"))
+            .await
+            .expect("do_get");
+        while let Some(batch) = stream.try_next().await.expect("batch") {
+            assert_eq!(
+                batch.schema().as_ref(),
+                &announced,
+                "DoGet schema differs from FlightInfo"
+            );
+            out.push(batch);
+        }
+    }
+    out
+}
+
+/// The result of `sql` as a pretty-printed table.
+pub async fn query(client: &mut Client, sql: &str) -> String {
+    let info = client
+        .execute(sql.to_string(), None)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", &sql[..sql.len().min(200)]));
+    let batches = fetch(client, info).await;
+    datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .expect("format")
+        .to_string()
+}
+
+/// The error status of `sql`, from planning or from the stream.
+pub async fn error_of(client: &mut Client, sql: &str) -> tonic::Status {
+    use futures::TryStreamExt;
+    let info = match client.execute(sql.to_string(), None).await {
+        Ok(info) => info,
+        Err(e) => return status(e),
+    };
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    match client.do_get(ticket).await {
+        Err(e) => status(e),
+        Ok(s) => match s.try_collect::<Vec<_>>().await {
+            Err(e) => status(e),
+            Ok(_) => panic!("expected an error for {}", &sql[..sql.len().min(200)]),
+        },
+    }
+}
+
+/// The demo mesh served with `settings` (lines under `server:`), built first (without them)
+/// when `build` is set.
+pub async fn serve_with(settings: &str, build: bool) -> (TempDir, SocketAddr, oneshot::Sender<()>) {
+    let dir = demo_mesh();
+    if build {
+        build_all(&engine(dir.path())).await;
+    }
+    edit(
+        &dir.path().join("catalog/mesh.yaml"),
+        "server:\n",
+        &format!("server:\n{settings}"),
+    );
+    let engine = engine(dir.path());
+    let (addr, stop) = start_server(engine).await;
+    (dir, addr, stop)
+}

@@ -1,72 +1,16 @@
 //! End to end over Arrow Flight SQL: a real server on port 0, arrow-flight's client.
 
 use arrow_flight::error::FlightError;
-use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
     CommandGetDbSchemas, CommandGetTables, ProstMessageExt, TicketStatementQuery,
 };
-use arrow_flight::{FlightInfo, Ticket};
-use datafusion::arrow::datatypes::Schema;
-use datafusion::arrow::record_batch::RecordBatch;
+use arrow_flight::Ticket;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use futures::TryStreamExt;
 use prost::Message;
 use tonic::Code;
-use tonic::transport::Channel;
 
-use crate::common::{client, runtime, serve_demo};
-
-type Client = FlightSqlServiceClient<Channel>;
-
-/// Fetches every endpoint of `info`; checks the stream's schema equals the announced one.
-async fn fetch(client: &mut Client, info: FlightInfo) -> Vec<RecordBatch> {
-    let announced: Schema = info
-        .clone()
-        .try_decode_schema()
-        .expect("schema in FlightInfo");
-    let mut out = Vec::new();
-    for endpoint in info.endpoint {
-        let mut stream = client
-            .do_get(endpoint.ticket.expect("ticket"))
-            .await
-            .expect("do_get");
-        while let Some(batch) = stream.try_next().await.expect("batch") {
-            assert_eq!(
-                batch.schema().as_ref(),
-                &announced,
-                "DoGet schema differs from FlightInfo"
-            );
-            out.push(batch);
-        }
-    }
-    out
-}
-
-async fn query(client: &mut Client, sql: &str) -> String {
-    let info = client
-        .execute(sql.to_string(), None)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let batches = fetch(client, info).await;
-    pretty_format_batches(&batches).expect("format").to_string()
-}
-
-async fn error_of(client: &mut Client, sql: &str) -> tonic::Status {
-    let result = match client.execute(sql.to_string(), None).await {
-        Err(e) => Err(e),
-        Ok(info) => {
-            let ticket = info.endpoint[0].ticket.clone().expect("ticket");
-            match client.do_get(ticket).await {
-                Err(e) => Err(e),
-                Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
-            }
-        }
-    };
-    match result {
-        Err(FlightError::Tonic(status)) => *status,
-        other => panic!("expected an error status for {sql}, got {other:?}"),
-    }
-}
+use crate::common::{client, error_of, fetch, query, runtime, serve_demo};
 
 fn lines(s: &str) -> Vec<&str> {
     s.lines().collect()

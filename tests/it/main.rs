@@ -6,6 +6,7 @@ mod flight;
 mod flight_sql;
 mod governance;
 mod jobs;
+mod limits;
 mod lineage;
 mod pipeline;
 mod products;

@@ -64,7 +64,7 @@ fn a_failing_node_keeps_the_previous_version_and_skips_its_dependants() {
         let report = Run::new(Arc::clone(&e), plan).await;
         let silver = report.node("shop.silver.items").unwrap();
         match &silver.status {
-            NodeStatus::Failed(why) => assert!(why.contains("boom"), "{why}"),
+            NodeStatus::Failed { message: why, .. } => assert!(why.contains("boom"), "{why}"),
             other => panic!("expected a failure, got {other:?}"),
         }
         let gold = report.node("shop.gold.total").unwrap();

@@ -1,13 +1,20 @@
 //! The one error type of meshql.
 //!
 //! Every failure carries an [`ErrorKind`] that says *whose* problem it is (the user's input, a
-//! missing object, a permission, the machine's resources, or a bug in meshql) and a message written
-//! for the person who has to fix it. The kind is mapped to gRPC codes and CLI exit codes here and
-//! nowhere else.
+//! missing object, a permission, the machine's resources, a limit, or a bug in meshql) and a
+//! message written for the person who has to fix it. The kind is mapped to gRPC codes and CLI
+//! exit codes here and nowhere else; [`foreign`] decides the kind of the errors of the libraries
+//! meshql is built on (DataFusion, Arrow, Parquet, delta-rs).
+
+mod foreign;
 
 use std::fmt;
 
 use datafusion::error::DataFusionError;
+
+/// Longest message sent to a client or printed: a cast of a 100,000-digit literal must not turn
+/// into a 75 KB error that gRPC refuses to carry.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
 
 /// Whose problem an error is; decides the gRPC code and the CLI exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,12 +27,16 @@ pub enum ErrorKind {
     PermissionDenied,
     /// The caller is not authenticated.
     Unauthenticated,
-    /// The object exists but is in a state that forbids the operation.
+    /// Another writer got there first, or the object is in a state that forbids the operation.
     Conflict,
     /// Data failed its product's contract: the publish was blocked.
     ContractViolation,
-    /// A limit was hit: memory, size, concurrency.
+    /// A limit was hit: memory, size, complexity, concurrency.
     ResourceExhausted,
+    /// The request took longer than its deadline.
+    DeadlineExceeded,
+    /// The request was cancelled (by the client, or because it went away).
+    Cancelled,
     /// Storage or another dependency could not be reached.
     Unavailable,
     /// A bug in meshql.
@@ -41,12 +52,16 @@ impl ErrorKind {
             ErrorKind::PermissionDenied | ErrorKind::Unauthenticated => 4,
             ErrorKind::Conflict => 5,
             ErrorKind::ContractViolation => 1,
-            ErrorKind::ResourceExhausted | ErrorKind::Unavailable => 6,
+            ErrorKind::ResourceExhausted | ErrorKind::DeadlineExceeded | ErrorKind::Unavailable => {
+                6
+            }
+            ErrorKind::Cancelled => 130,
             ErrorKind::Internal => 70,
         }
     }
 
-    fn tonic_code(self) -> tonic::Code {
+    /// The gRPC code clients see.
+    pub fn tonic_code(self) -> tonic::Code {
         match self {
             ErrorKind::UserInput => tonic::Code::InvalidArgument,
             ErrorKind::NotFound => tonic::Code::NotFound,
@@ -54,9 +69,26 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
             ErrorKind::Conflict | ErrorKind::ContractViolation => tonic::Code::FailedPrecondition,
             ErrorKind::ResourceExhausted => tonic::Code::ResourceExhausted,
+            ErrorKind::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+            ErrorKind::Cancelled => tonic::Code::Cancelled,
             ErrorKind::Unavailable => tonic::Code::Unavailable,
             ErrorKind::Internal => tonic::Code::Internal,
         }
+    }
+
+    /// Whether trying the same request again later may succeed (a conflict, a busy server, an
+    /// unreachable store).
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Conflict | ErrorKind::ResourceExhausted | ErrorKind::Unavailable
+        )
+    }
+
+    /// Whether the server should log the error: bugs and unreachable storage are the
+    /// operator's business; a user's mistake is not.
+    pub fn should_log(self) -> bool {
+        matches!(self, ErrorKind::Internal | ErrorKind::Unavailable)
     }
 }
 
@@ -98,6 +130,22 @@ impl Error {
         Self::new(ErrorKind::ResourceExhausted, message)
     }
 
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    pub fn deadline(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::DeadlineExceeded, message)
+    }
+
+    pub fn cancelled(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Cancelled, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
@@ -113,6 +161,12 @@ impl Error {
         self
     }
 
+    /// The same error with `prefix: ` before its message.
+    pub fn prefixed(mut self, prefix: impl fmt::Display) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -121,9 +175,37 @@ impl Error {
         &self.message
     }
 
+    /// A copy of the kind, message and context (the source stays with the original).
+    pub fn duplicate(&self) -> Self {
+        Self {
+            kind: self.kind,
+            message: self.message.clone(),
+            context: self.context.clone(),
+            source: None,
+        }
+    }
+
     /// Wraps this error so it can travel through DataFusion APIs and be recovered intact.
     pub fn into_datafusion(self) -> DataFusionError {
         DataFusionError::External(Box::new(self))
+    }
+
+    /// The error of a failure of foreign code (DataFusion, Arrow, Parquet, delta-rs, ...),
+    /// classified by walking its chain of causes.
+    pub fn from_foreign(err: &(dyn std::error::Error + 'static)) -> Self {
+        foreign::classify(err)
+    }
+
+    /// The error of a panic caught in query code: the query fails, the server does not.
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        Error::internal(format!(
+            "the query engine failed on this query (panic: {what}); the server is unaffected"
+        ))
     }
 }
 
@@ -150,99 +232,47 @@ impl std::error::Error for Error {
     }
 }
 
+/// `text` cut to at most `max` bytes on a character boundary, saying how much was left out.
+pub fn truncate_message(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}… ({} more bytes not shown)",
+        &text[..cut],
+        text.len() - cut
+    )
+}
+
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
-        if err.kind == ErrorKind::Internal {
-            tracing::error!(error = %err, source = ?err.source, "internal error");
+        if err.kind.should_log() {
+            tracing::error!(kind = ?err.kind, error = %err, source = ?err.source, "request failed");
         }
-        tonic::Status::new(err.kind.tonic_code(), err.to_string())
+        let message = truncate_message(&err.to_string(), MAX_MESSAGE_BYTES);
+        tonic::Status::new(err.kind.tonic_code(), message)
     }
 }
 
 impl From<DataFusionError> for Error {
     fn from(err: DataFusionError) -> Self {
-        classify_datafusion(err)
+        foreign::classify(&err)
     }
 }
 
 impl From<deltalake::DeltaTableError> for Error {
     fn from(err: deltalake::DeltaTableError) -> Self {
-        use deltalake::DeltaTableError as D;
-        match err {
-            D::Arrow { source } => Error::user(format!("data error: {source}")),
-            D::ObjectStore { source } => {
-                Error::new(ErrorKind::Unavailable, format!("storage error: {source}"))
-            }
-            D::Io { source } => {
-                Error::new(ErrorKind::Unavailable, format!("storage error: {source}"))
-            }
-            D::NotATable(msg) => Error::not_found(format!("not a Delta table: {msg}")),
-            // delta-rs turns DataFusion's planning and execution errors into `Generic` strings:
-            // those are the transform's input or SQL.
-            // An error of ours raised inside the plan arrives as DataFusion's `External` text.
-            D::Generic(msg) => Error::user(
-                msg.strip_prefix("External error: ")
-                    .map(str::to_string)
-                    .unwrap_or(msg),
-            ),
-            D::SchemaMismatch { msg } => Error::user(format!("schema mismatch: {msg}")),
-            D::InvalidData { message } => Error::user(format!("invalid data: {message}")),
-            D::VersionAlreadyExists(v) => Error::new(
-                ErrorKind::Conflict,
-                format!("another writer committed version {v} first; retry the run"),
-            ),
-            other => Error::internal(format!("Delta Lake: {other}")),
-        }
+        foreign::classify(&err)
     }
 }
 
 impl From<arrow::error::ArrowError> for Error {
     fn from(err: arrow::error::ArrowError) -> Self {
-        classify_datafusion(DataFusionError::ArrowError(Box::new(err), None))
-    }
-}
-
-/// Maps a DataFusion error to a kind, recovering meshql errors wrapped in `External`.
-fn classify_datafusion(err: DataFusionError) -> Error {
-    use DataFusionError as D;
-    use arrow::error::ArrowError as A;
-    match err {
-        D::External(inner) => match inner.downcast::<Error>() {
-            Ok(ours) => *ours,
-            Err(other) => match other.downcast::<deltalake::DeltaTableError>() {
-                Ok(delta) => Error::from(*delta),
-                Err(other) => Error::internal(other.to_string()),
-            },
-        },
-        D::Context(ctx, inner) => {
-            let mut e = classify_datafusion(*inner);
-            e.message = format!("{ctx}: {}", e.message);
-            e
-        }
-        D::Diagnostic(_, inner) => classify_datafusion(*inner),
-        D::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
-            Ok(inner) => classify_datafusion(inner),
-            Err(shared) => Error::internal(shared.to_string()),
-        },
-        D::Collection(mut errs) if !errs.is_empty() => classify_datafusion(errs.remove(0)),
-        D::SQL(e, _) => Error::user(format!("SQL error: {e}")),
-        D::Plan(msg) => Error::user(msg),
-        D::SchemaError(e, _) => Error::user(e.to_string()),
-        D::NotImplemented(msg) => Error::user(format!("not supported: {msg}")),
-        D::Configuration(msg) => Error::user(msg),
-        D::Execution(msg) => Error::user(msg),
-        D::ExecutionJoin(e) => Error::internal(format!("task failed: {e}")),
-        D::ResourcesExhausted(msg) => Error::resource(msg),
-        D::ArrowError(e, _) => match *e {
-            A::ExternalError(inner) => classify_datafusion(D::External(inner)),
-            A::IoError(msg, _) => Error::new(ErrorKind::Unavailable, format!("I/O error: {msg}")),
-            A::MemoryError(msg) => Error::resource(msg),
-            other => Error::user(other.to_string()),
-        },
-        D::ParquetError(e) => Error::new(ErrorKind::Unavailable, format!("Parquet: {e}")),
-        D::ObjectStore(e) => Error::new(ErrorKind::Unavailable, format!("storage error: {e}")),
-        D::IoError(e) => Error::new(ErrorKind::Unavailable, format!("I/O error: {e}")),
-        other => Error::internal(other.to_string()),
+        foreign::classify(&err)
     }
 }
 
@@ -271,5 +301,26 @@ mod tests {
         let status = tonic::Status::from(Error::user("bad SQL"));
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert_eq!(status.message(), "bad SQL");
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let text = "é".repeat(5000);
+        let cut = truncate_message(&text, 4097);
+        assert!(cut.len() < 4200, "{}", cut.len());
+        assert!(cut.ends_with("(5904 more bytes not shown)"), "{cut}");
+        let status = tonic::Status::from(Error::user("9".repeat(100_000)));
+        assert!(status.message().len() < MAX_MESSAGE_BYTES + 100);
+    }
+
+    #[test]
+    fn kinds_know_whether_to_retry() {
+        assert!(ErrorKind::Conflict.is_retryable());
+        assert!(!ErrorKind::UserInput.is_retryable());
+        assert_eq!(
+            ErrorKind::DeadlineExceeded.tonic_code(),
+            tonic::Code::DeadlineExceeded
+        );
+        assert_eq!(ErrorKind::Cancelled.tonic_code(), tonic::Code::Cancelled);
     }
 }

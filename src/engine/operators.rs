@@ -1,0 +1,109 @@
+//! Guards on DataFusion operators that size memory from the query before any pool can refuse
+//! it.
+//!
+//! The top-k aggregation (`GROUP BY ... ORDER BY max(x) DESC LIMIT n`) allocates a hash table of
+//! `10 × n` entries when it starts: `LIMIT 100000000` asks for gigabytes at once, and a failed
+//! allocation aborts the process. A last physical-optimizer rule takes the limit hint away from
+//! aggregations with a large limit; they run as plain aggregations (spilling, accounted) and the
+//! limit still applies above them.
+
+use std::sync::Arc;
+
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::error::Result;
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::aggregates::AggregateExec;
+
+/// Largest limit an aggregation may size its tables by.
+pub const MAX_AGGREGATE_LIMIT: usize = 100_000;
+
+/// `state` with the guard appended to its physical-optimizer rules.
+pub fn guarded(state: SessionState) -> SessionState {
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+        state.physical_optimizers().to_vec();
+    rules.push(Arc::new(CapAggregateLimits));
+    SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rules(rules)
+        .build()
+}
+
+#[derive(Debug)]
+struct CapAggregateLimits;
+
+impl PhysicalOptimizerRule for CapAggregateLimits {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(agg) = node.as_any().downcast_ref::<AggregateExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            match agg.limit_options() {
+                Some(l) if l.limit > MAX_AGGREGATE_LIMIT => {
+                    let plain: Arc<dyn ExecutionPlan> = Arc::new(agg.with_new_limit_options(None));
+                    Ok(Transformed::yes(plain))
+                }
+                _ => Ok(Transformed::no(node)),
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "meshql_cap_aggregate_limits"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::physical_plan::displayable;
+    use datafusion::prelude::SessionContext;
+
+    #[tokio::test]
+    async fn large_limits_leave_aggregations_unsized() {
+        let ctx = SessionContext::new_with_state(super::guarded(SessionContext::new().state()));
+        let sql = |n: u64| {
+            format!(
+                "SELECT value % 7 AS k, max(value) AS m FROM generate_series(1, 1000) \
+                 GROUP BY 1 ORDER BY 2 DESC LIMIT {n}"
+            )
+        };
+        let plan = |n| {
+            let ctx = ctx.clone();
+            async move {
+                let p = ctx
+                    .sql(&sql(n))
+                    .await
+                    .unwrap()
+                    .create_physical_plan()
+                    .await
+                    .unwrap();
+                displayable(p.as_ref()).indent(true).to_string()
+            }
+        };
+        assert!(plan(5).await.contains("lim=[5]"), "{}", plan(5).await);
+        assert!(
+            !plan(1 << 40).await.contains("lim="),
+            "{}",
+            plan(1 << 40).await
+        );
+        let rows = ctx
+            .sql(&sql(1 << 40))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 7);
+    }
+}
