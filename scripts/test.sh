@@ -14,5 +14,5 @@ if [ -d tests/clients ]; then
   fi
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
   cargo build --locked --bin meshql
-  MESHQL_BIN="$CARGO_TARGET_DIR/debug/meshql" "$venv/bin/python" -m pytest -q tests/clients
+  MESHQL_BIN="$CARGO_TARGET_DIR/debug/meshql" "$venv/bin/python" -m pytest -q tests/clients tests/robustness
 fi
