@@ -1,16 +1,15 @@
 //! meshql: a company's data domains as one governed, queryable data mesh.
 //!
-//! Module map (imports flow downward only):
-//! `server` → `pipeline` → `engine` → `catalog` → `storage` → `spec`; `error` is shared.
+//! Module map (imports flow downward only): `server` (front ends) → `service` (the query
+//! service) → `pipeline`, `governance` → `quality` → `engine` → `catalog` → `storage` → `spec`;
+//! `error` is shared.
 
 pub mod catalog;
 pub mod client;
 pub mod engine;
 pub mod error;
 pub mod governance;
-pub mod output;
 pub mod pipeline;
-pub mod progress;
 pub mod quality;
 
 /// Messages of `proto/meshql.proto`: the bodies of meshql's custom Flight actions.
@@ -24,6 +23,7 @@ pub mod proto {
 }
 
 pub mod server;
+pub mod service;
 pub mod spec;
 pub mod storage;
 

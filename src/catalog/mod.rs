@@ -22,7 +22,7 @@ use moka::future::Cache;
 
 use crate::error::{Error, Result};
 use crate::spec::{DatasetKind, DatasetName, Materialization, Mesh};
-use crate::storage::{TableSnapshot, TableStore, Warehouse};
+use crate::storage::{CommitMetadata, Published, TableSnapshot, TableStore, Warehouse, WriteMode};
 
 pub use providers::{DomainCatalog, LayerSchema, Visibility};
 pub use system::{SYSTEM_CATALOG, SystemCatalog, system_schema, system_tables};
@@ -233,6 +233,56 @@ impl MeshCatalog {
             .creating
             .get_with(name.clone(), || Arc::new(tokio::sync::Mutex::new(())));
         lock.lock_owned().await
+    }
+
+    /// Writes the rows of `plan` into `name` in one commit (creating the table if needed) and
+    /// makes the new version visible to the next query of this process: the one way tables are
+    /// published.
+    pub async fn publish(
+        &self,
+        name: &DatasetName,
+        plan: datafusion::logical_expr::LogicalPlan,
+        state: &SessionState,
+        mode: &WriteMode,
+        metadata: CommitMetadata,
+    ) -> Result<Published> {
+        let store = self.store_or_create(name)?;
+        let published = store.write(plan, state, mode, metadata).await;
+        // Forgotten even when the write failed: a conflict means another writer moved it.
+        self.invalidate(name).await;
+        published
+    }
+
+    /// Writes `columns` to a table of the `mesh` system catalog (`mesh.<schema>.<table>`), in
+    /// `state` (a session of the engine: it plans Delta writes).
+    pub async fn write_system_table(
+        &self,
+        state: &SessionState,
+        schema: &str,
+        table: &str,
+        columns: Vec<datafusion::arrow::array::ArrayRef>,
+        mode: WriteMode,
+    ) -> Result<()> {
+        use datafusion::catalog::MemTable;
+        use datafusion::datasource::provider_as_source;
+        use datafusion::logical_expr::LogicalPlanBuilder;
+
+        let name = DatasetName::new(SYSTEM_CATALOG, schema, table);
+        let columns_schema = system_schema(schema, table)
+            .ok_or_else(|| Error::internal(format!("no system table `{name}`")))?;
+        let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+            Arc::clone(&columns_schema),
+            columns,
+        )?;
+        let provider = MemTable::try_new(columns_schema, vec![vec![batch]])?;
+        let plan = LogicalPlanBuilder::scan(table, provider_as_source(Arc::new(provider)), None)?
+            .build()?;
+        if self.store(&name).is_none() {
+            return Err(Error::internal(format!("no store for `{name}`")));
+        }
+        self.publish(&name, plan, state, &mode, CommitMetadata::new())
+            .await
+            .map(|_| ())
     }
 
     /// Forgets the cached version of `name`, so the next query sees the latest commit.

@@ -55,6 +55,9 @@ const PLANNER_STACK_BYTES: usize = 64 * 1024 * 1024;
 /// Memory the process may hold beyond `server.memory_limit_mb` before new queries wait.
 const UNPOOLED_MEMORY_MB: u64 = 1024;
 
+/// Decides whether a statement may name a dataset (see [`Engine::plan_within`]).
+pub type Authorizer = Arc<dyn Fn(&DatasetName) -> Result<()> + Send + Sync>;
+
 /// Where unqualified table names resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchPath {
@@ -283,16 +286,19 @@ impl Engine {
     /// default planning budget. Placeholders (`$1`, `?`) stay unbound; see
     /// [`LogicalPlan::with_param_values`].
     pub async fn plan(&self, sql: &str, state: &SessionState) -> Result<LogicalPlan> {
-        self.plan_within(sql, state, self.planning_budget(None))
+        self.plan_within(sql, state, self.planning_budget(None), None)
             .await
     }
 
-    /// [`Engine::plan`] within `budget`.
+    /// [`Engine::plan`] within `budget`; `authorize` sees every dataset the statement names
+    /// before anything about it is looked up (a principal learns nothing of what it may not
+    /// read, not even whether it was published).
     pub async fn plan_within(
         &self,
         sql: &str,
         state: &SessionState,
         budget: Arc<Budget>,
+        authorize: Option<Authorizer>,
     ) -> Result<LogicalPlan> {
         let sql = sql.to_string();
         let state = state.clone();
@@ -303,7 +309,7 @@ impl Engine {
             .run(budget, move || {
                 handle.block_on(async move {
                     let statement = guard::parse(&sql, limits)?;
-                    check_references(&catalog, &state, &statement).await?;
+                    check_references(&catalog, &state, &statement, authorize.as_ref()).await?;
                     let plan = state.statement_to_plan(statement).await?;
                     // A second line of defence behind the guard: no DDL, DML or statement plans.
                     SQLOptions::new()
@@ -417,6 +423,7 @@ async fn check_references(
     catalog: &MeshCatalog,
     state: &SessionState,
     statement: &DfStatement,
+    authorize: Option<&Authorizer>,
 ) -> Result<()> {
     let options = state.config().options();
     let (domain, layer) = (
@@ -442,6 +449,11 @@ async fn check_references(
         {
             continue;
         }
+        if let Some(authorize) = authorize
+            && catalog.store(&name).is_some()
+        {
+            authorize(&name)?;
+        }
         if catalog.store(&name).is_none() {
             return Err(catalog.not_found(&name));
         }
@@ -452,16 +464,6 @@ async fn check_references(
         }
     }
     Ok(())
-}
-
-/// How a dataset is produced, in listings: `transform`, `job`, `source` or `ingested`.
-pub fn dataset_kind(dataset: Option<&crate::spec::Dataset>) -> &'static str {
-    match dataset.map(|d| &d.kind) {
-        Some(crate::spec::DatasetKind::Transform(_)) => "transform",
-        Some(crate::spec::DatasetKind::Job(_)) => "job",
-        Some(crate::spec::DatasetKind::Source(_)) => "source",
-        None => "ingested",
-    }
 }
 
 impl Engine {
@@ -490,7 +492,7 @@ impl Engine {
                 .catalog
                 .store(name)
                 .ok_or_else(|| self.catalog.not_found(name))?;
-            let kind = dataset_kind(self.mesh().dataset(name));
+            let kind = crate::spec::DatasetKind::label_of(self.mesh().dataset(name));
             let format = if self.catalog.is_view(name) {
                 "view"
             } else {

@@ -155,7 +155,8 @@ impl Identity {
         !self.principals.is_empty() || self.admin_token.is_some() || self.jwt.is_some()
     }
 
-    fn principal(&self, name: &str) -> Option<Principal> {
+    /// The principal of mesh.yaml named `name`.
+    pub fn principal(&self, name: &str) -> Option<Principal> {
         self.principals.get(name).map(|k| Principal {
             name: name.to_string(),
             groups: k.groups.clone(),

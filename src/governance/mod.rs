@@ -17,5 +17,5 @@ pub use access::{Access, ColumnMask, Decision, RowFilter};
 pub use identity::{ADMIN_TOKEN_ENV, Identity, Principal, hash_password, new_token};
 pub use jwt::JwtVerifier;
 pub use logins::Logins;
-pub use rewrite::{Context, Governed, govern, plan_as};
+pub use rewrite::{Context, Governed, govern};
 pub use signer::Signer;

@@ -288,30 +288,3 @@ fn system_filter(name: &DatasetName, cx: &Context<'_>) -> Option<String> {
         _ => return None,
     })
 }
-
-/// Plans `sql` for `access` and governs the plan. The session lists only what the principal may
-/// read (information_schema); it is returned to execute the plan in.
-pub async fn plan_as(
-    engine: &crate::engine::Engine,
-    access: &Access,
-    path: &crate::engine::SearchPath,
-    sql: &str,
-) -> Result<(Governed, SessionState)> {
-    let lister = access.clone();
-    let visible: crate::catalog::Visibility =
-        std::sync::Arc::new(move |d: &DatasetName| lister.can(Action::Read, d));
-    let state = engine.session_visible(path, visible);
-    let plan = engine.plan(sql, &state).await?;
-    let known = engine.catalog().dataset_names();
-    let governed = govern(
-        plan,
-        &Context {
-            access,
-            state: &state,
-            domain: &path.domain,
-            layer: &path.layer,
-            known: &known,
-        },
-    )?;
-    Ok((governed, state))
-}

@@ -8,15 +8,11 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray,
     TimestampMicrosecondArray,
 };
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::MemTable;
-use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::LogicalPlanBuilder;
 
-use super::run::NodeReport;
-use crate::catalog::{SYSTEM_CATALOG, system_schema};
-use crate::engine::{Engine, dataset_kind};
-use crate::error::{Error, Result};
+use super::report::NodeReport;
+use crate::catalog::SYSTEM_CATALOG;
+use crate::engine::Engine;
+use crate::error::Result;
 use crate::quality::Check;
 use crate::spec::job::{DestinationKind, SaveMode};
 use crate::spec::{DatasetKind, DatasetName, Materialization};
@@ -27,28 +23,17 @@ fn strings<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
 }
 
 /// Writes rows (`columns`, in the table's column order) to system table `mesh.<schema>.<table>`.
-pub async fn write(
+async fn write(
     engine: &Engine,
     schema: &str,
     table: &str,
     columns: Vec<ArrayRef>,
     mode: WriteMode,
 ) -> Result<()> {
-    let name = DatasetName::new(SYSTEM_CATALOG, schema, table);
-    let columns_schema = system_schema(schema, table)
-        .ok_or_else(|| Error::internal(format!("no system table `{name}`")))?;
-    let batch = RecordBatch::try_new(Arc::clone(&columns_schema), columns)?;
-    let provider = MemTable::try_new(columns_schema, vec![vec![batch]])?;
-    let plan =
-        LogicalPlanBuilder::scan(table, provider_as_source(Arc::new(provider)), None)?.build()?;
-    let catalog = engine.catalog();
-    let store = catalog
-        .store(&name)
-        .ok_or_else(|| Error::internal(format!("no store for `{name}`")))?;
-    let state = engine.session();
-    let written = store.write(plan, &state, &mode, Default::default()).await;
-    catalog.invalidate(&name).await;
-    written.map(|_| ())
+    engine
+        .catalog()
+        .write_system_table(&engine.session(), schema, table, columns, mode)
+        .await
 }
 
 /// Appends the rows of finished nodes to `mesh.ops.runs`.
@@ -199,7 +184,7 @@ pub async fn refresh(engine: &Engine) -> Result<Vec<super::lineage::ColumnEdge>>
             _ => None,
         };
         d.names.push(name.clone());
-        d.kind.push(dataset_kind(dataset));
+        d.kind.push(DatasetKind::label_of(dataset));
         d.materialization.push(materialization(engine, name));
         d.format.push(if view { "view" } else { store.format() });
         d.location.push(if view {

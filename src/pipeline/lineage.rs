@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
 use serde_json::{Value, json};
 
-use super::run::{NodeStatus, RunReport};
+use super::report::{NodeStatus, RunReport};
 use crate::engine::{Engine, SearchPath};
 use crate::error::{Error, Result};
 use crate::spec::{DatasetKind, DatasetName, Mesh};
@@ -35,10 +35,7 @@ pub struct ColumnEdge {
 pub fn edges(mesh: &Mesh) -> Vec<Edge> {
     let mut out = BTreeSet::new();
     for node in mesh.nodes() {
-        let via = match node.kind {
-            DatasetKind::Job(_) => "job",
-            _ => "transform",
-        };
+        let via = node.kind.label();
         let outputs: Vec<DatasetName> = match &node.kind {
             DatasetKind::Job(job) => job.outputs().cloned().collect(),
             _ => vec![node.name.clone()],

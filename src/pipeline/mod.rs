@@ -15,13 +15,14 @@ pub mod lineage;
 mod node;
 mod notify;
 mod publish;
+mod report;
 mod run;
 mod schedule;
 
 pub use dag::{RunPlan, Selector};
 pub use freshness::FreshnessMonitor;
 pub use history::refresh as refresh_system_catalog;
-pub use history::write as write_system_table;
 pub use notify::Event;
-pub use run::{JobRun, NodeReport, NodeStatus, Run, RunEvent, RunReport};
+pub use report::{NodeReport, NodeStatus, RunEvent, RunReport};
+pub use run::{JobRun, Run};
 pub use schedule::{Scheduled, run_schedules, scheduled};

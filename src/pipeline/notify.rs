@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::run::{NodeStatus, RunReport};
+use super::report::{NodeStatus, RunReport};
 use crate::spec::{EventKind, Mesh};
 
 /// One event.

@@ -57,12 +57,10 @@ async fn write(
     mode: &WriteMode,
     metadata: CommitMetadata,
 ) -> Result<Published> {
-    let catalog = engine.catalog();
-    let store = catalog.store_or_create(name)?;
-    let published = store.write(plan, &engine.session(), mode, metadata).await;
-    // Invalidated even when the write failed: the table may have changed under a conflict.
-    catalog.invalidate(name).await;
-    published
+    engine
+        .catalog()
+        .publish(name, plan, &engine.session(), mode, metadata)
+        .await
 }
 
 /// Write → audit → publish of a product's rows, staged under `run`.

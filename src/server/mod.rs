@@ -1,42 +1,27 @@
-//! Arrow Flight SQL over the mesh: `meshql serve`.
+//! The front ends of `meshql serve`: thin adapters over the query service (`crate::service`),
+//! which decides policies, limits and audit once for all of them. Today: Arrow Flight SQL
+//! ([`flight`]).
 //!
 //! [`Server::bind`] takes the port (port 0 picks a free one) before [`Server::serve`] accepts
-//! connections, so a caller knows the address as soon as the server is reachable.
-//!
-//! `service` authenticates every call and dispatches by command group: `statement` (queries,
-//! tickets, cancellation), `prepared` (prepared statements), `metadata` (catalog listings),
-//! `sql_info` (GetSqlInfo, GetXdbcTypeInfo), `session` (session options), `ingest` (bulk
-//! ingest into raw layers) and `actions` (meshql's custom actions).
+//! connections, so a caller knows the address as soon as the server is reachable. The transport
+//! (TLS, connection limits, HTTP/2 settings) is here; the protocol in [`flight`].
 
-mod actions;
-mod audit;
 mod connections;
-mod ingest;
-mod limits;
-mod metadata;
-mod prepared;
-mod service;
-mod session;
-mod sql_info;
-mod statement;
-mod ticket;
+pub mod flight;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::ServerTlsConfig;
 
-pub use actions::RUN_PIPELINE;
-pub use service::MeshFlightSql;
-pub use ticket::{Purpose, SignedStatement};
+pub use flight::{FlightSql, Purpose, RUN_PIPELINE, SignedStatement};
 
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::governance::{Identity, Signer};
+use crate::service::QueryService;
 use crate::spec::TlsSettings;
 
 /// Largest gRPC message accepted or sent (tonic's default is 4 MiB).
@@ -51,8 +36,7 @@ const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// A Flight SQL server bound to an address, not yet serving.
 pub struct Server {
-    service: MeshFlightSql,
-    audit: audit::AuditLog,
+    service: Arc<QueryService>,
     tls: Option<ServerTlsConfig>,
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -62,15 +46,13 @@ pub struct Server {
 impl Server {
     /// Binds `addr`; connections queue until [`Server::serve`] runs.
     pub async fn bind(engine: Arc<Engine>, addr: SocketAddr) -> Result<Self> {
-        let settings = &engine.mesh().server;
-        let signer = Signer::from_settings(
-            settings.signing_key.as_deref(),
-            &settings.previous_signing_keys,
-        )?;
-        let identity = Arc::new(Identity::new(engine.mesh(), signer.clone())?);
-        if !identity.required() {
-            tracing::warn!("the mesh declares no principals: every client is anonymous");
-        }
+        let service = QueryService::new(engine)?;
+        Self::bind_service(service, addr).await
+    }
+
+    /// Binds `addr` for a query service built by the caller.
+    pub async fn bind_service(service: Arc<QueryService>, addr: SocketAddr) -> Result<Self> {
+        let settings = &service.engine().mesh().server;
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             Error::new(
                 ErrorKind::Unavailable,
@@ -80,21 +62,13 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::internal(format!("bound socket has no address: {e}")))?;
-        let tls = engine
-            .mesh()
-            .server
-            .tls
-            .as_ref()
-            .map(tls_config)
-            .transpose()?;
+        let tls = settings.tls.as_ref().map(tls_config).transpose()?;
         let idle = (settings.idle_timeout_secs > 0)
             .then(|| std::time::Duration::from_secs(settings.idle_timeout_secs));
         let connections = connections::ConnectionLimits::new(settings.max_connections, idle);
-        let service = MeshFlightSql::new(engine, signer, identity)?;
         Ok(Self {
             connections,
             tls,
-            audit: service.audit.clone(),
             service,
             listener,
             local_addr,
@@ -112,9 +86,7 @@ impl Server {
 
     /// Serves until `shutdown` completes.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-        let svc = FlightServiceServer::new(self.service)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let svc = FlightSql::new(Arc::clone(&self.service))?.into_grpc(MAX_MESSAGE_BYTES);
         let mut builder = tonic::transport::Server::builder()
             .http2_max_header_list_size(MAX_HEADER_BYTES)
             .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
@@ -132,7 +104,7 @@ impl Server {
             .await
             .map_err(|e| Error::new(ErrorKind::Unavailable, format!("server stopped: {e}")));
         // The audit records of the last requests are written before the server is gone.
-        self.audit.flush().await;
+        self.service.flush_audit().await;
         served
     }
 }

@@ -89,6 +89,26 @@ pub enum DatasetKind {
     Source(Source),
 }
 
+impl DatasetKind {
+    /// How a dataset is produced, in listings and the system catalog: `transform`, `job` or
+    /// `source` (a table only the warehouse knows is [`INGESTED`]).
+    pub fn label(&self) -> &'static str {
+        match self {
+            DatasetKind::Transform(_) => "transform",
+            DatasetKind::Job(_) => "job",
+            DatasetKind::Source(_) => "source",
+        }
+    }
+
+    /// The label of an optional dataset: [`INGESTED`] when the mesh does not declare it.
+    pub fn label_of(dataset: Option<&Dataset>) -> &'static str {
+        dataset.map_or(INGESTED, |d| d.kind.label())
+    }
+}
+
+/// The kind of a table the warehouse holds but no mesh file declares (created by ingest).
+pub const INGESTED: &str = "ingested";
+
 /// A read-only dataset over existing files.
 #[derive(Debug, Clone)]
 pub struct Source {

@@ -245,3 +245,65 @@ pub async fn serve_with(settings: &str, build: bool) -> (TempDir, SocketAddr, on
     let (addr, stop) = start_server(engine).await;
     (dir, addr, stop)
 }
+
+/// Like [`query`], with the error status instead of a panic.
+pub async fn try_query(client: &mut Client, sql: &str) -> Result<String, tonic::Status> {
+    use futures::TryStreamExt;
+    let info = client
+        .execute(sql.to_string(), None)
+        .await
+        .map_err(status)?;
+    let mut batches = Vec::new();
+    for endpoint in info.endpoint {
+        let stream = client
+            .do_get(endpoint.ticket.expect("ticket"))
+            .await
+            .map_err(status)?;
+        batches.extend(stream.try_collect::<Vec<_>>().await.map_err(status)?);
+    }
+    Ok(
+        datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .expect("format")
+            .to_string(),
+    )
+}
+
+/// The batches of `sql` run embedded (as the platform team, ungoverned).
+pub async fn embedded_batches(
+    e: &Engine,
+    sql: &str,
+) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
+    use futures::TryStreamExt;
+    let state = e.session();
+    let (_, stream) = e
+        .execute(sql, &state)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    stream.try_collect().await.expect("batches")
+}
+
+/// The result of `sql` run embedded, as a pretty-printed table.
+pub async fn embedded(e: &Engine, sql: &str) -> String {
+    let batches = embedded_batches(e, sql).await;
+    datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .expect("format")
+        .to_string()
+}
+
+/// The single Int64 value `sql` answers (a count), run embedded.
+pub async fn embedded_count(e: &Engine, sql: &str) -> i64 {
+    use datafusion::arrow::array::{Array, Int64Array};
+    let batches = embedded_batches(e, sql).await;
+    batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("a count")
+        .value(0)
+}
+
+/// Runs every node of the mesh one at a time; answers the report (whatever it says).
+pub async fn run_all(e: &Arc<Engine>) -> meshql::pipeline::RunReport {
+    let plan = RunPlan::new(e.mesh(), &[]).expect("plan");
+    Run::new(Arc::clone(e), plan).with_parallelism(1).await
+}

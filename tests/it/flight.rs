@@ -1,10 +1,10 @@
 //! End to end over Arrow Flight SQL: a real server on port 0, arrow-flight's client.
 
+use arrow_flight::Ticket;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::{
     CommandGetDbSchemas, CommandGetTables, ProstMessageExt, TicketStatementQuery,
 };
-use arrow_flight::Ticket;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use futures::TryStreamExt;
 use prost::Message;

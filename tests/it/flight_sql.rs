@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
-use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
     CommandGetPrimaryKeys, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, ProstMessageExt,
     SqlInfo,
@@ -25,34 +23,19 @@ use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::common::{anonymous_client, client, client_as, runtime, serve_demo};
-
-type Client = FlightSqlServiceClient<Channel>;
-
-fn status(e: FlightError) -> tonic::Status {
-    match e {
-        FlightError::Tonic(s) => *s,
-        other => panic!("expected a status, got {other:?}"),
-    }
-}
-
-async fn collect(c: &mut Client, info: FlightInfo) -> Vec<RecordBatch> {
-    let mut out = Vec::new();
-    for e in info.endpoint {
-        let stream = c.do_get(e.ticket.expect("ticket")).await.expect("do_get");
-        out.extend(stream.try_collect::<Vec<_>>().await.expect("batches"));
-    }
-    out
-}
+use crate::common::{
+    Client, anonymous_client, client, client_as, error_of, fetch, runtime, serve_demo, serve_with,
+    status,
+};
 
 async fn rows(c: &mut Client, info: FlightInfo) -> usize {
-    collect(c, info).await.iter().map(|b| b.num_rows()).sum()
+    fetch(c, info).await.iter().map(|b| b.num_rows()).sum()
 }
 
 #[test]
 fn identity_handshake_tokens_and_refusals() {
     runtime().block_on(async {
-        let served = serve_demo(true).await;
+        let served = serve_demo(false).await;
         let addr = served.addr;
 
         // No credentials: every RPC but the handshake is refused.
@@ -119,7 +102,7 @@ fn sql_info_type_info_and_keys_answer_with_the_protocol_schemas() {
         let mut c = client(served.addr).await;
 
         let info = c.get_sql_info(vec![]).await.unwrap();
-        let all = collect(&mut c, info).await;
+        let all = fetch(&mut c, info).await;
         let n: usize = all.iter().map(|b| b.num_rows()).sum();
         assert!(n >= 85, "only {n} SQL info keys");
         let wanted = vec![
@@ -132,7 +115,7 @@ fn sql_info_type_info_and_keys_answer_with_the_protocol_schemas() {
             SqlInfo::SqlNumericFunctions,
         ];
         let info = c.get_sql_info(wanted.clone()).await.unwrap();
-        let batches = collect(&mut c, info).await;
+        let batches = fetch(&mut c, info).await;
         let names = batches[0]
             .column(0)
             .as_any()
@@ -152,7 +135,7 @@ fn sql_info_type_info_and_keys_answer_with_the_protocol_schemas() {
             .get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None })
             .await
             .unwrap();
-        let types = collect(&mut c, info).await;
+        let types = fetch(&mut c, info).await;
         let text = pretty_format_batches(&types).unwrap().to_string();
         for t in [
             "VARCHAR",
@@ -177,7 +160,7 @@ fn sql_info_type_info_and_keys_answer_with_the_protocol_schemas() {
         let schema = info.clone().try_decode_schema().unwrap();
         assert_eq!(schema.fields().len(), 6);
         // From the product's contract: order_date then region.
-        let keys = collect(&mut c, info).await;
+        let keys = fetch(&mut c, info).await;
         let text = pretty_format_batches(&keys).unwrap().to_string();
         assert!(text.contains("| sales        | gold           | daily_revenue | order_date  |          | 1            |"), "{text}");
         assert!(text.contains("| sales        | gold           | daily_revenue | region      |          | 2            |"), "{text}");
@@ -222,7 +205,7 @@ fn prepared_statements_with_twelve_parameters_and_question_marks() {
         let params = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
         stmt.set_parameters(params).unwrap();
         let info = stmt.execute().await.expect("execute");
-        let batches = collect(&mut c, info).await;
+        let batches = fetch(&mut c, info).await;
         let text = pretty_format_batches(&batches).unwrap().to_string();
         let row = text.lines().nth(3).unwrap();
         assert_eq!(
@@ -254,7 +237,7 @@ fn prepared_statements_with_twelve_parameters_and_question_marks() {
         stmt.set_parameters(params).unwrap();
         let info = stmt.execute().await.unwrap();
         assert_eq!(info.endpoint.len(), 2);
-        let batches = collect(&mut c, info).await;
+        let batches = fetch(&mut c, info).await;
         let counts: Vec<i64> = batches
             .iter()
             .map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0))
@@ -265,7 +248,7 @@ fn prepared_statements_with_twelve_parameters_and_question_marks() {
         let mut literal = Vec::new();
         for (region, units) in [("north", 40), ("south", 1000)] {
             let info = c.execute(expect(region, units), None).await.unwrap();
-            let b = collect(&mut c, info).await;
+            let b = fetch(&mut c, info).await;
             literal.push(b[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0));
         }
         assert_eq!(counts, literal);
@@ -445,7 +428,7 @@ fn session_options_set_the_current_domain_and_layer() {
             .execute("SELECT count(*) AS n FROM daily_revenue".into(), None)
             .await
             .expect("unqualified");
-        let batches = collect(&mut c, info).await;
+        let batches = fetch(&mut c, info).await;
         assert_eq!(
             batches[0]
                 .column(0)
@@ -536,7 +519,7 @@ fn ingest_creates_appends_and_replaces_raw_tables() {
             let mut c = c.clone();
             async move {
                 let info = c.execute("SELECT count(*), sum(order_id) FROM sales.raw.returns".into(), None).await.unwrap();
-                let b = collect(&mut c, info).await;
+                let b = fetch(&mut c, info).await;
                 let n = b[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
                 let s = b[0].column(1).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
                 (n, s)
@@ -681,40 +664,6 @@ fn listings_reuse_known_schemas_instead_of_reopening_storage() {
 }
 
 /// Serves a demo mesh whose `server:` section gets `settings` added.
-async fn serve_with(
-    settings: &str,
-    build: bool,
-) -> (
-    tempfile::TempDir,
-    std::net::SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-) {
-    let dir = crate::common::demo_mesh();
-    if build {
-        // Built without the limits under test.
-        crate::common::build_all(&crate::common::engine(dir.path())).await;
-    }
-    crate::common::edit(
-        &dir.path().join("catalog/mesh.yaml"),
-        "server:\n",
-        &format!("server:\n{settings}"),
-    );
-    let engine = crate::common::engine(dir.path());
-    let (addr, stop) = crate::common::start_server(engine).await;
-    (dir, addr, stop)
-}
-
-async fn error_of(c: &mut Client, sql: &str) -> tonic::Status {
-    let info = match c.execute(sql.into(), None).await {
-        Ok(info) => info,
-        Err(e) => return status(e),
-    };
-    match c.do_get(info.endpoint[0].ticket.clone().unwrap()).await {
-        Err(e) => status(e),
-        Ok(s) => status(s.try_collect::<Vec<_>>().await.unwrap_err()),
-    }
-}
-
 const SLOW: &str = "SELECT count(*) FROM sales.silver.clean_transactions a, sales.silver.clean_transactions b, \
                     sales.silver.clean_transactions x WHERE a.amount + b.amount + x.amount < 0";
 

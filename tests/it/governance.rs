@@ -5,45 +5,19 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use arrow_flight::error::FlightError;
-use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
     CommandGetTables, CommandStatementIngest, TableDefinitionOptions, TableExistsOption,
     TableNotExistOption,
 };
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use futures::TryStreamExt;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::common::{
-    build_all, client_as, demo_mesh, edit, engine, mesh_with, runtime, start_server,
+    build_all, client_as, demo_mesh, edit, engine, mesh_with, runtime, start_server, status,
+    try_query,
 };
-
-type Client = FlightSqlServiceClient<Channel>;
-
-fn status(e: FlightError) -> tonic::Status {
-    match e {
-        FlightError::Tonic(s) => *s,
-        other => tonic::Status::unknown(other.to_string()),
-    }
-}
-
-/// Runs `sql`; the result as text, or the error status.
-async fn run(c: &mut Client, sql: &str) -> Result<String, tonic::Status> {
-    let info = c.execute(sql.to_string(), None).await.map_err(status)?;
-    let mut batches = Vec::new();
-    for endpoint in info.endpoint {
-        let stream = c
-            .do_get(endpoint.ticket.expect("ticket"))
-            .await
-            .map_err(status)?;
-        batches.extend(stream.try_collect::<Vec<_>>().await.map_err(status)?);
-    }
-    Ok(pretty_format_batches(&batches).unwrap().to_string())
-}
 
 fn ingest(domain: &str, layer: &str, table: &str) -> CommandStatementIngest {
     CommandStatementIngest {
@@ -148,7 +122,7 @@ fn permission_matrix_of_the_demo_principals() {
             let mut c = client_as(addr, principal).await;
             let key = (domain.to_string(), layer.to_string());
             let table = &sample[&key];
-            let q = match run(&mut c, &format!("SELECT count(*) FROM {table}")).await {
+            let q = match try_query(&mut c, &format!("SELECT count(*) FROM {table}")).await {
                 Ok(_) => 'Q',
                 Err(s) => {
                     assert_eq!(
@@ -245,7 +219,7 @@ fn permission_matrix_of_the_demo_principals() {
 
         // The regional manager sees its region's rows only; the sales team every region.
         let mut north = client_as(addr, "north").await;
-        let regions = run(
+        let regions = try_query(
             &mut north,
             "SELECT DISTINCT region FROM sales.gold.daily_revenue",
         )
@@ -261,7 +235,7 @@ fn permission_matrix_of_the_demo_principals() {
         );
         assert!(regions.contains("| north  |"), "{regions}");
         let mut sales = client_as(addr, "sales").await;
-        let regions = run(
+        let regions = try_query(
             &mut sales,
             "SELECT count(DISTINCT region) AS n FROM sales.gold.daily_revenue",
         )
@@ -271,7 +245,7 @@ fn permission_matrix_of_the_demo_principals() {
 
         // The system catalog shows each principal what it may read, and the audit log to admins.
         let mut analyst = client_as(addr, "analyst").await;
-        let layers = run(
+        let layers = try_query(
             &mut analyst,
             "SELECT DISTINCT layer FROM mesh.catalog.datasets",
         )
@@ -281,11 +255,11 @@ fn permission_matrix_of_the_demo_principals() {
             !layers.contains("silver") && layers.contains("gold"),
             "{layers}"
         );
-        let s = run(&mut analyst, "SELECT * FROM mesh.ops.audit")
+        let s = try_query(&mut analyst, "SELECT * FROM mesh.ops.audit")
             .await
             .unwrap_err();
         assert_eq!(s.code(), Code::PermissionDenied);
-        let names = run(
+        let names = try_query(
             &mut analyst,
             "SELECT table_schema FROM information_schema.tables WHERE table_catalog = 'sales'",
         )
@@ -410,7 +384,7 @@ fn a_masked_canary_appears_in_no_result_error_explain_or_log_line() {
         let mut analyst = client_as(addr, "analyst").await;
         let mut answered = 0;
         for sql in queries {
-            let text = match run(&mut analyst, sql).await {
+            let text = match try_query(&mut analyst, sql).await {
                 Ok(t) => {
                     answered += 1;
                     t
@@ -421,7 +395,7 @@ fn a_masked_canary_appears_in_no_result_error_explain_or_log_line() {
         }
         assert!(answered >= 17, "{answered} queries answered");
         // The value is there: the hash of it is what the analyst sees; the admin sees it raw.
-        let masked = run(
+        let masked = try_query(
             &mut analyst,
             "SELECT email FROM crm.gold.people WHERE id = 1",
         )
@@ -437,7 +411,7 @@ fn a_masked_canary_appears_in_no_result_error_explain_or_log_line() {
         assert!(masked.contains(&hash), "{masked}");
         let mut admin = client_as(addr, "admin").await;
         assert!(
-            run(&mut admin, "SELECT email FROM crm.gold.people")
+            try_query(&mut admin, "SELECT email FROM crm.gold.people")
                 .await
                 .unwrap()
                 .contains(CANARY)
@@ -525,7 +499,7 @@ fn forbidden_statements_are_refused_on_every_path_and_write_nothing() {
         let mut admin = client_as(addr, "admin").await;
         for sql in &statements {
             // The plain statement path.
-            let s = run(&mut admin, sql).await.unwrap_err();
+            let s = try_query(&mut admin, sql).await.unwrap_err();
             assert!(
                 matches!(s.code(), Code::PermissionDenied | Code::InvalidArgument | Code::NotFound),
                 "{sql}: {s:?}"
@@ -614,25 +588,25 @@ fn a_query_past_its_memory_cap_fails_alone_and_requests_are_audited() {
         let mut other = client_as(addr, "marketing").await;
         // A hash join's build side cannot spill: past 16 MiB the query fails, alone.
         let big = "SELECT count(*) FROM generate_series(1, 3000000) a JOIN generate_series(1, 3000000) b ON a.value = b.value";
-        let (failed, fine) = tokio::join!(run(&mut heavy, big), run(&mut other, "SELECT count(*) AS n FROM marketing.gold.roas_by_region"));
+        let (failed, fine) = tokio::join!(try_query(&mut heavy, big), try_query(&mut other, "SELECT count(*) AS n FROM marketing.gold.roas_by_region"));
         let s = failed.unwrap_err();
         assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
         assert!(s.message().contains("server.query_memory_limit_mb"), "{}", s.message());
         assert!(fine.unwrap().contains("| 4 |"));
         // The deadline, the same way.
         let slow = "SELECT count(*) FROM generate_series(1, 2000000000) WHERE value % 7 = 3";
-        let (late, fine) = tokio::join!(run(&mut heavy, slow), run(&mut other, "SELECT 1 AS one"));
+        let (late, fine) = tokio::join!(try_query(&mut heavy, slow), try_query(&mut other, "SELECT 1 AS one"));
         assert_eq!(late.unwrap_err().code(), Code::DeadlineExceeded);
         assert!(fine.is_ok());
         // A nesting ladder never takes the server down.
         for depth in [10usize, 100, 1_000, 10_000, 100_000] {
             let sql = format!("SELECT 1{}", "+1".repeat(depth));
-            match run(&mut other, &sql).await {
+            match try_query(&mut other, &sql).await {
                 Ok(t) => assert!(t.contains(&(depth + 1).to_string()), "{depth}"),
                 Err(s) => assert_eq!(s.code(), Code::ResourceExhausted, "{depth}: {s:?}"),
             }
         }
-        assert!(run(&mut other, "SELECT 2 AS two").await.is_ok());
+        assert!(try_query(&mut other, "SELECT 2 AS two").await.is_ok());
 
         // Listings are audited too.
         let info = other
@@ -651,18 +625,18 @@ fn a_query_past_its_memory_cap_fails_alone_and_requests_are_audited() {
         let mut admin = client_as(addr, "admin").await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let text = run(&mut admin, "SELECT principal, rpc, status FROM mesh.ops.audit WHERE rpc = 'DoGet' AND principal = 'analyst' ORDER BY at").await.unwrap();
-            let listings = run(&mut admin, "SELECT rpc FROM mesh.ops.audit WHERE rpc = 'GetTables' AND principal = 'marketing'").await.unwrap();
+            let text = try_query(&mut admin, "SELECT principal, rpc, status FROM mesh.ops.audit WHERE rpc = 'DoGet' AND principal = 'analyst' ORDER BY at").await.unwrap();
+            let listings = try_query(&mut admin, "SELECT rpc FROM mesh.ops.audit WHERE rpc = 'GetTables' AND principal = 'marketing'").await.unwrap();
             if text.contains("ResourceExhausted") && text.contains("DeadlineExceeded") && listings.contains("GetTables") {
                 break;
             }
             if std::time::Instant::now() > deadline {
-                let all = run(&mut admin, "SELECT principal, rpc, status, message FROM mesh.ops.audit ORDER BY at").await.unwrap();
+                let all = try_query(&mut admin, "SELECT principal, rpc, status, message FROM mesh.ops.audit ORDER BY at").await.unwrap();
                 panic!("audit rows missing:\n{text}\n{all}");
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        let text = run(&mut admin, "SELECT tables, rows FROM mesh.ops.audit WHERE principal = 'marketing' AND rpc = 'DoGet' AND tables IS NOT NULL").await.unwrap();
+        let text = try_query(&mut admin, "SELECT tables, rows FROM mesh.ops.audit WHERE principal = 'marketing' AND rpc = 'DoGet' AND tables IS NOT NULL").await.unwrap();
         assert!(text.contains("marketing.gold.roas_by_region"), "{text}");
     });
 }
@@ -702,10 +676,10 @@ fn jwts_of_an_identity_provider_are_principals() {
         let mut c = crate::common::anonymous_client(addr).await;
         c.set_token(jwt(good.clone()));
         // In the sales group: sales' silver layer is readable; as a regional manager, west only.
-        assert!(run(&mut c, "SELECT count(*) FROM sales.silver.stores").await.is_ok());
-        let regions = run(&mut c, "SELECT DISTINCT region FROM sales.gold.daily_revenue").await.unwrap();
+        assert!(try_query(&mut c, "SELECT count(*) FROM sales.silver.stores").await.is_ok());
+        let regions = try_query(&mut c, "SELECT DISTINCT region FROM sales.gold.daily_revenue").await.unwrap();
         assert!(regions.contains("| west   |") && !regions.contains("north"), "{regions}");
-        let s = run(&mut c, "SELECT count(*) FROM finance.silver.revenue_targets").await.unwrap_err();
+        let s = try_query(&mut c, "SELECT count(*) FROM finance.silver.revenue_targets").await.unwrap_err();
         assert_eq!(s.code(), Code::PermissionDenied);
         assert!(s.message().contains("`carla` may not read"), "{}", s.message());
 
@@ -714,7 +688,7 @@ fn jwts_of_an_identity_provider_are_principals() {
             async move {
                 let mut c = crate::common::anonymous_client(addr).await;
                 c.set_token(token);
-                run(&mut c, "SELECT 1").await.unwrap_err()
+                try_query(&mut c, "SELECT 1").await.unwrap_err()
             }
         };
         let mut expired = good.clone();
@@ -741,7 +715,7 @@ fn jwts_of_an_identity_provider_are_principals() {
         .unwrap();
         let mut c = crate::common::anonymous_client(addr).await;
         c.set_token(forged);
-        let s = run(&mut c, "SELECT 1").await.unwrap_err();
+        let s = try_query(&mut c, "SELECT 1").await.unwrap_err();
         assert_eq!(s.code(), Code::Unauthenticated);
         assert!(s.message().contains("does not match the key"), "{}", s.message());
     });

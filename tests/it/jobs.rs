@@ -7,14 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use futures::TryStreamExt;
 use meshql::engine::Engine;
 use meshql::pipeline::{JobRun, Run, RunPlan, RunReport};
 use meshql::spec::job::{JobFile, parse};
 use meshql::spec::{DatasetName, Mesh};
 use tempfile::TempDir;
 
-use crate::common::{demo_mesh, engine, mesh_with, meshql_in as meshql, runtime};
+use crate::common::{demo_mesh, embedded, engine, mesh_with, meshql_in as meshql, runtime};
 
 const PEOPLE: &str = "name,age,city\nAda,36,London\nGrace,45,Arlington\nLinus,28,Helsinki\n";
 
@@ -191,25 +190,10 @@ fn job_file(path: &Path, text: &str) -> JobFile {
     file
 }
 
-async fn sql(e: &Engine, query: &str) -> String {
-    let state = e.session();
-    let (_, stream) = e
-        .execute(query, &state)
-        .await
-        .unwrap_or_else(|err| panic!("{query}: {err}"));
-    let batches: Vec<_> = stream.try_collect().await.unwrap();
-    pretty_format_batches(&batches).unwrap().to_string()
-}
-
 /// Every cell of a query's result as text (empty for NULL).
 async fn cells(e: &Engine, query: &str) -> Vec<Vec<String>> {
     use datafusion::arrow::util::display::array_value_to_string;
-    let state = e.session();
-    let (_, stream) = e
-        .execute(query, &state)
-        .await
-        .unwrap_or_else(|err| panic!("{query}: {err}"));
-    let batches: Vec<_> = stream.try_collect().await.unwrap();
+    let batches = crate::common::embedded_batches(e, query).await;
     let mut out = Vec::new();
     for b in &batches {
         for row in 0..b.num_rows() {
@@ -273,7 +257,7 @@ fn transform_sql_from_a_file_and_every_destination() {
         let (e, report) = run_job(d, file, &["shop.silver.big"]).await;
         assert!(report.succeeded(), "{report:#?}");
         assert_eq!(
-            sql(&e, "SELECT * FROM shop.silver.big ORDER BY id").await,
+            embedded(&e, "SELECT * FROM shop.silver.big ORDER BY id").await,
             "+----+--------+----------------------+\n\
              | id | amount | placed               |\n\
              +----+--------+----------------------+\n\
@@ -376,20 +360,20 @@ fn incremental_models_over_three_runs_and_their_history() {
         assert_eq!(third.count("up_to_date"), 3, "{third:#?}");
 
         assert_eq!(
-            sql(&e, "SELECT * FROM shop.silver.orders_log ORDER BY id").await,
+            embedded(&e, "SELECT * FROM shop.silver.orders_log ORDER BY id").await,
             "+----+--------+\n| id | amount |\n+----+--------+\n\
              | 1  | 10     |\n| 2  | 20     |\n| 3  | 30     |\n| 4  | 40     |\n| 5  | 50     |\n\
              +----+--------+"
         );
         assert_eq!(
-            sql(&e, "SELECT * FROM shop.silver.orders_latest ORDER BY id").await,
+            embedded(&e, "SELECT * FROM shop.silver.orders_latest ORDER BY id").await,
             "+----+--------+\n| id | amount |\n+----+--------+\n\
              | 1  | 10     |\n| 2  | 25     |\n| 3  | 30     |\n| 4  | 40     |\n| 5  | 50     |\n\
              +----+--------+"
         );
         // The view reads the current version of what it selects from.
         assert_eq!(
-            sql(&e, "SELECT * FROM shop.silver.big_orders ORDER BY id").await,
+            embedded(&e, "SELECT * FROM shop.silver.big_orders ORDER BY id").await,
             "+----+\n| id |\n+----+\n| 3  |\n| 4  |\n| 5  |\n+----+"
         );
 

@@ -10,4 +10,5 @@ mod limits;
 mod lineage;
 mod pipeline;
 mod products;
+mod service;
 mod spec;

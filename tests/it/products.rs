@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::arrow::array::{Array, Float64Array, Int64Array};
-use futures::TryStreamExt;
 use meshql::engine::Engine;
-use meshql::pipeline::{Run, RunPlan, RunReport};
 use meshql::quality::semver::{Impact, diff, verdict};
 use meshql::spec::contract::{ContractColumn, Version};
 use tempfile::TempDir;
 
-use crate::common::{edit, engine, mesh_with, meshql_in as meshql, runtime, start_server};
+use crate::common::{
+    edit, embedded_count, engine, mesh_with, meshql_in as meshql, run_all, runtime, start_server,
+};
 
 const CONTRACT: &str = r#"apiVersion: v3.1.0
 kind: DataContract
@@ -79,26 +79,6 @@ fn shop() -> TempDir {
         ),
         ("catalog/shop/products/orders.yaml", CONTRACT),
     ])
-}
-
-async fn run_all(e: &Arc<Engine>) -> RunReport {
-    let plan = RunPlan::new(e.mesh(), &[]).unwrap();
-    Run::new(Arc::clone(e), plan).with_parallelism(1).await
-}
-
-async fn count(e: &Engine, sql: &str) -> i64 {
-    let state = e.session();
-    let (_, stream) = e
-        .execute(sql, &state)
-        .await
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
-    let batches: Vec<_> = stream.try_collect().await.unwrap();
-    batches[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("a count")
-        .value(0)
 }
 
 #[test]
@@ -185,14 +165,14 @@ fn a_bad_batch_is_blocked_and_no_reader_ever_sees_it() {
 
         // The served version is the audited one.
         assert_eq!(version(&e).await, Some(0));
-        assert_eq!(count(&e, "SELECT count(*) FROM shop.silver.orders").await, 3);
+        assert_eq!(embedded_count(&e, "SELECT count(*) FROM shop.silver.orders").await, 3);
         assert_eq!(
-            count(&e, "SELECT count(*) FROM mesh.ops.runs WHERE status = 'blocked' AND node = 'shop.silver.orders'").await,
+            embedded_count(&e, "SELECT count(*) FROM mesh.ops.runs WHERE status = 'blocked' AND node = 'shop.silver.orders'").await,
             1
         );
         // Every evaluation is recorded, passed or failed.
         assert_eq!(
-            count(
+            embedded_count(
                 &e,
                 &format!(
                     "SELECT count(*) FROM mesh.ops.checks WHERE run_id = '{}' AND result = 'fail'",
@@ -203,7 +183,7 @@ fn a_bad_batch_is_blocked_and_no_reader_ever_sees_it() {
             3
         );
         assert_eq!(
-            count(
+            embedded_count(
                 &e,
                 &format!(
                     "SELECT count(*) FROM mesh.ops.checks WHERE run_id = '{}' AND result = 'pass'",
@@ -551,7 +531,7 @@ fn blocked_publishes_failed_runs_and_stale_products_reach_the_webhooks() {
         assert_eq!(events[0]["latency_secs"], 86400);
         assert_eq!(events[0]["age_secs"], 49 * 3600);
         assert_eq!(
-            count(&e, "SELECT count(*) FROM mesh.catalog.products WHERE freshness = 'stale' AND version = '1.0.0'").await,
+            embedded_count(&e, "SELECT count(*) FROM mesh.catalog.products WHERE freshness = 'stale' AND version = '1.0.0'").await,
             1
         );
     });
@@ -578,7 +558,7 @@ fn serve_runs_nodes_on_their_schedule() {
         // Every second: wait (at most 20 s) for two scheduled runs of the node.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            let n = count(&e, "SELECT count(*) FROM mesh.ops.runs WHERE node = 'shop.gold.total'").await;
+            let n = embedded_count(&e, "SELECT count(*) FROM mesh.ops.runs WHERE node = 'shop.gold.total'").await;
             if n >= 3 {
                 break;
             }
@@ -588,6 +568,6 @@ fn serve_runs_nodes_on_their_schedule() {
         stop_tx.send(()).unwrap();
         task.await.unwrap();
         // Nothing changed between ticks: the scheduled runs found the node up to date.
-        assert!(count(&e, "SELECT count(*) FROM mesh.ops.runs WHERE node = 'shop.gold.total' AND status = 'up_to_date'").await >= 2);
+        assert!(embedded_count(&e, "SELECT count(*) FROM mesh.ops.runs WHERE node = 'shop.gold.total' AND status = 'up_to_date'").await >= 2);
     });
 }

@@ -411,12 +411,11 @@ async fn write_rejects(
         &table.layer,
         format!("{}_rejects", table.dataset),
     );
-    let store = engine.catalog().store_or_create(&name)?;
     let state = engine.session();
-    let published = store
-        .write(plan, &state, &WriteMode::Replace, metadata.clone())
+    let published = engine
+        .catalog()
+        .publish(&name, plan, &state, &WriteMode::Replace, metadata.clone())
         .await;
-    engine.catalog().invalidate(&name).await;
     published.map_err(|e| {
         Error::new(
             e.kind(),

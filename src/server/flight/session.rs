@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tonic::Request;
 
-use crate::engine::{Engine, SearchPath};
+use crate::engine::SearchPath;
 use crate::governance::Principal;
 use crate::proto::session::session_option_value::OptionValue;
 use crate::proto::session::set_session_options_result::{Error as OptionError, ErrorValue};
@@ -17,6 +17,7 @@ use crate::proto::session::{
     CloseSessionResult, GetSessionOptionsResult, SessionOptionValue, SetSessionOptionsRequest,
     SetSessionOptionsResult, close_session_result,
 };
+use crate::service::QueryService;
 
 /// The cookie naming a session.
 pub const SESSION_COOKIE: &str = "arrow_flight_session_id";
@@ -69,10 +70,11 @@ impl Sessions {
     /// the engine's defaults.
     pub fn search_path<T>(
         &self,
-        engine: &Engine,
+        service: &QueryService,
         request: &Request<T>,
         principal: &Principal,
     ) -> SearchPath {
+        let engine = service.engine();
         let default = engine.default_path().clone();
         let Some(session) = self.get(Self::id_of(request).as_deref(), principal) else {
             return default;
@@ -91,11 +93,12 @@ impl Sessions {
     /// Applies options; answers the result and the id of a session created for the request.
     pub fn set(
         &self,
-        engine: &Engine,
+        service: &QueryService,
         principal: &Principal,
         id: Option<String>,
         request: SetSessionOptionsRequest,
     ) -> (SetSessionOptionsResult, Option<String>) {
+        let engine = service.engine();
         let existing = self.get(id.as_deref(), principal);
         let (id, created) = match (&existing, id) {
             (Some(_), Some(id)) => (id, None),

@@ -1,20 +1,16 @@
 //! Custom Flight actions of `proto/meshql.proto`.
 
-use std::sync::Arc;
-
 use arrow_flight::sql::TicketStatementQuery;
 use arrow_flight::{
     Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus,
 };
 use prost::Message;
-use tonic::Status;
 
-use super::service::MeshFlightSql;
+use super::state::FlightSql;
 use super::ticket::{Purpose, SignedStatement};
-use crate::error::Error;
-use crate::governance::Principal;
-use crate::pipeline::{Run, RunPlan, Selector};
+use crate::error::{Error, Result};
 use crate::proto::{NodeResult, RunPipelineRequest, RunPipelineResult};
+use crate::service::{Call, cancel_key};
 
 /// `Action.type` of the run-pipeline action.
 pub const RUN_PIPELINE: &str = "meshql.RunPipeline";
@@ -58,38 +54,26 @@ pub fn action_types() -> Vec<ActionType> {
 
 /// Runs the selected transforms and jobs and answers once the run has ended.
 pub async fn run_pipeline(
-    svc: &MeshFlightSql,
-    principal: &Principal,
+    flight: &FlightSql,
+    call: &Call,
     action: &Action,
-) -> Result<RunPipelineResult, Status> {
+) -> Result<RunPipelineResult> {
     let request = RunPipelineRequest::decode(action.body.as_ref())
         .map_err(|e| Error::user(format!("invalid {RUN_PIPELINE} body: {e}")))?;
-    let selectors: Vec<Selector> = request
-        .select
-        .iter()
-        .map(|s| s.parse())
-        .collect::<crate::Result<_>>()?;
-    let plan = RunPlan::new(svc.engine.mesh(), &selectors)?;
-    // Every node of the run must be the principal's to run.
-    for node in &plan.nodes {
-        svc.require(principal, crate::spec::Action::Run, node)?;
-    }
-    let report = Run::new(Arc::clone(&svc.engine), plan)
-        .with_force(request.force)
-        .await;
+    let report = flight
+        .service
+        .run_pipeline(call, &request.select, request.force)
+        .await?;
     let nodes = report
         .nodes
         .iter()
-        .map(|n| {
-            let message = n.status.detail().unwrap_or_default().to_string();
-            NodeResult {
-                dataset: n.name.to_string(),
-                status: n.status.label().to_string(),
-                message,
-                rows: n.rows,
-                version: n.version,
-                duration_seconds: n.duration.as_secs_f64(),
-            }
+        .map(|n| NodeResult {
+            dataset: n.name.to_string(),
+            status: n.status.label().to_string(),
+            message: n.status.detail().unwrap_or_default().to_string(),
+            rows: n.rows,
+            version: n.version,
+            duration_seconds: n.duration.as_secs_f64(),
         })
         .collect();
     Ok(RunPipelineResult {
@@ -101,10 +85,10 @@ pub async fn run_pipeline(
 
 /// CancelFlightInfo: stops the running DoGets of every endpoint and refuses later ones.
 pub fn cancel_flight_info(
-    svc: &MeshFlightSql,
-    principal: &Principal,
+    flight: &FlightSql,
+    call: &Call,
     action: &Action,
-) -> Result<CancelFlightInfoResult, Status> {
+) -> Result<CancelFlightInfoResult> {
     let request = CancelFlightInfoRequest::decode(action.body.as_ref())
         .map_err(|e| Error::user(format!("invalid {CANCEL_FLIGHT_INFO} body: {e}")))?;
     let info = request.info.ok_or_else(|| {
@@ -112,7 +96,7 @@ pub fn cancel_flight_info(
             "{CANCEL_FLIGHT_INFO} needs the FlightInfo to cancel"
         ))
     })?;
-    let mut any_running = false;
+    let mut keys = Vec::new();
     for endpoint in &info.endpoint {
         let Some(ticket) = &endpoint.ticket else {
             continue;
@@ -123,14 +107,14 @@ pub fn cancel_flight_info(
             .map_err(|_| Error::user("not a meshql ticket"))?;
         // Only genuine tickets of this principal can be cancelled.
         SignedStatement::verify(
-            &svc.signer,
+            flight.service.signer(),
             Purpose::Ticket,
             &statement.statement_handle,
-            principal,
+            &call.principal,
         )?;
-        any_running |= svc.running.cancel(&statement.statement_handle);
+        keys.push(cancel_key(&statement.statement_handle));
     }
-    let status = if any_running {
+    let status = if flight.service.cancel(call, &keys) {
         CancelStatus::Cancelled
     } else {
         CancelStatus::NotCancellable

@@ -5,7 +5,7 @@ use std::io::Write;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::error::{Error, Result};
+use meshql::{Error, Result};
 
 /// Output formats of `meshql query` and `meshql catalog`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::pipeline::{NodeReport, RunEvent};
+use meshql::pipeline::{NodeReport, RunEvent};
 
 /// Shows run events on standard output.
 pub struct RunDisplay {

@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::Status;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::spec::ServerSettings;
 
 /// Admission of queries: `max_concurrent_queries` run, `max_queued_queries` wait, the rest are
@@ -50,7 +49,7 @@ impl Admission {
 
     /// Waits for a slot, or refuses at once when the queue is full. The permit is held for as
     /// long as the query's stream lives.
-    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+    pub async fn admit(&self) -> Result<OwnedSemaphorePermit> {
         if let Ok(permit) = Arc::clone(&self.running).try_acquire_owned() {
             return Ok(permit);
         }
@@ -61,11 +60,10 @@ impl Admission {
                 "the server is busy: {} queries are running and {} waiting \\
                  (server.max_concurrent_queries, server.max_queued_queries); retry later",
                 self.max_running, self.max_waiting
-            ))
-            .into());
+            )));
         }
         let permit = Arc::clone(&self.running).acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        permit.map_err(|_| Error::internal("the admission semaphore was closed").into())
+        permit.map_err(|_| Error::internal("the admission semaphore was closed"))
     }
 }

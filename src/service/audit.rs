@@ -14,7 +14,9 @@ use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicro
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use super::rpc::{Call, Rpc};
 use crate::engine::Engine;
+use crate::error::{Error, Result};
 use crate::storage::WriteMode;
 
 /// One request.
@@ -22,7 +24,7 @@ use crate::storage::WriteMode;
 pub struct AuditRecord {
     pub at: DateTime<Utc>,
     pub principal: String,
-    pub rpc: &'static str,
+    pub rpc: Rpc,
     pub sql: Option<String>,
     pub tables: Vec<String>,
     pub masked: Vec<String>,
@@ -35,7 +37,7 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    pub fn new(principal: &str, rpc: &'static str) -> Self {
+    pub fn new(principal: &str, rpc: Rpc) -> Self {
         Self {
             at: Utc::now(),
             principal: principal.to_string(),
@@ -51,14 +53,31 @@ impl AuditRecord {
         }
     }
 
+    /// The record of `call`, started when the call started.
+    pub fn of(call: &Call) -> Self {
+        let mut r = Self::new(&call.principal.name, call.rpc);
+        r.at = call.started;
+        r
+    }
+
     /// Sets the outcome from a result.
-    pub fn outcome<T>(mut self, result: &Result<T, tonic::Status>) -> Self {
-        if let Err(status) = result {
-            self.status = format!("{:?}", status.code());
-            self.message = Some(status.message().to_string());
+    pub fn outcome<T>(mut self, result: &Result<T>) -> Self {
+        if let Err(e) = result {
+            self.fail(e);
         }
         self.duration = (Utc::now() - self.at).to_std().unwrap_or_default();
         self
+    }
+
+    /// Records a failure (the first one wins).
+    pub fn fail(&mut self, e: &Error) {
+        if self.status == "ok" {
+            self.status = format!("{:?}", e.kind().tonic_code());
+            self.message = Some(crate::error::truncate_message(
+                &e.to_string(),
+                crate::error::MAX_MESSAGE_BYTES,
+            ));
+        }
     }
 }
 
@@ -96,7 +115,7 @@ impl AuditLog {
         tracing::info!(
             target: "meshql::audit",
             principal = %record.principal,
-            rpc = record.rpc,
+            rpc = record.rpc.as_str(),
             sql_sha256 = sql_sha256.as_deref().unwrap_or(""),
             tables = %record.tables.join(","),
             masked = %record.masked.join(","),
@@ -180,7 +199,7 @@ async fn write(engine: &Engine, records: Vec<AuditRecord>) {
             .with_timezone("UTC"),
         ),
         text(&|r| Some(r.principal.clone())),
-        text(&|r| Some(r.rpc.to_string())),
+        text(&|r| Some(r.rpc.as_str().to_string())),
         text(&|r| r.sql.clone()),
         text(&|r| (!r.tables.is_empty()).then(|| r.tables.join(", "))),
         text(&|r| (!r.masked.is_empty()).then(|| r.masked.join(", "))),
@@ -196,9 +215,16 @@ async fn write(engine: &Engine, records: Vec<AuditRecord>) {
         text(&|r| Some(r.status.clone())),
         text(&|r| r.message.clone()),
     ];
-    if let Err(e) =
-        crate::pipeline::write_system_table(engine, "ops", "audit", columns, WriteMode::Append)
-            .await
+    if let Err(e) = engine
+        .catalog()
+        .write_system_table(
+            &engine.session(),
+            "ops",
+            "audit",
+            columns,
+            WriteMode::Append,
+        )
+        .await
     {
         tracing::error!(error = %e, records = records.len(), "cannot append to mesh.ops.audit");
     }

@@ -1,0 +1,115 @@
+//! `meshql serve`: build what is missing, then serve until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use meshql::engine::Engine;
+use meshql::server::Server;
+use meshql::service::serving::{self, Maintenance};
+use meshql::{Error, Result};
+
+use super::progress::RunDisplay;
+
+pub async fn serve(dir: &Path, addr: Option<SocketAddr>, no_build: bool) -> Result<ExitCode> {
+    // In a folder without a mesh, the tables of its warehouse are served.
+    let mesh = match super::has_mesh_file(dir) {
+        true => super::load(dir)?,
+        false => super::job::standalone(dir, &[], true)?,
+    };
+    let engine = Engine::new(Arc::new(mesh))?;
+    if !no_build && serving::missing_tables(&engine).await? {
+        println!("the warehouse is missing tables; building them first");
+        let display = RunDisplay::new();
+        let report = serving::prepare(&engine, true, move |e| display.event(e)).await?;
+        if let Some(report) = report {
+            super::run::summary(&report);
+            if !report.succeeded() {
+                eprintln!("warning: some tables failed to build; serving what is published");
+            }
+        }
+    } else {
+        serving::prepare(&engine, false, |_| {}).await?;
+    }
+    let addr = match addr {
+        Some(a) => a,
+        None => engine
+            .mesh()
+            .server
+            .addr
+            .parse()
+            .map_err(|e| Error::user(format!("invalid server.addr: {e}")))?,
+    };
+    let server = Server::bind(Arc::clone(&engine), addr).await?;
+    banner(&engine, &server);
+    for s in meshql::pipeline::scheduled(engine.mesh()) {
+        println!("schedule: {} at `{}`", s.node, s.expression);
+    }
+    let maintenance = Maintenance::start(&engine);
+    let served = server.serve(shutdown_signal()).await;
+    maintenance.stop().await;
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the server listens and a query to try.
+fn banner(engine: &Engine, server: &Server) {
+    let local = server.local_addr();
+    let scheme = if server.uses_tls() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+    let mesh = engine.mesh();
+    let tables: Vec<_> = engine
+        .catalog()
+        .dataset_names()
+        .into_iter()
+        .filter(|n| n.domain != meshql::catalog::SYSTEM_CATALOG)
+        .collect();
+    println!(
+        "meshql serving mesh `{}` ({} domains, {} datasets) on {scheme}://{local}",
+        mesh.name,
+        mesh.domains.len(),
+        tables.len()
+    );
+    let example = tables
+        .iter()
+        .find(|n| n.layer == "gold")
+        .or_else(|| tables.first());
+    if let Some(table) = example {
+        let login = if mesh.principals.is_empty() {
+            ""
+        } else {
+            " --user USER --password PASSWORD"
+        };
+        println!(
+            "try:  meshql query --server {scheme}://{local}{login} \"SELECT * FROM {table} LIMIT 10\""
+        );
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM: the server stops accepting calls and finishes the running ones.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    println!("shutting down");
+}

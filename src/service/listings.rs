@@ -1,0 +1,257 @@
+//! What a principal may see of the mesh: domains (catalogs), layers (schemas), datasets (tables)
+//! with their schemas, and the primary keys their contracts declare. Every listing shows only what
+//! the principal may read, plus the `mesh` system catalog; each is audited.
+
+use datafusion::arrow::datatypes::SchemaRef;
+
+use super::api::QueryService;
+use super::audit::AuditRecord;
+use super::rpc::Call;
+use crate::catalog::{SYSTEM_CATALOG, system_schema, system_tables};
+use crate::error::Result;
+use crate::spec::{Action, DatasetName};
+
+/// Which tables a listing asks for (Flight SQL's GetTables filters).
+#[derive(Debug, Clone, Default)]
+pub struct TableFilter {
+    /// Exact domain, when given.
+    pub catalog: Option<String>,
+    /// `LIKE` patterns (`%`, `_`, `\` escapes) on the layer and the dataset.
+    pub schema_pattern: Option<String>,
+    pub table_pattern: Option<String>,
+}
+
+/// One listed table: its name and the schema its columns have.
+#[derive(Debug, Clone)]
+pub struct ListedTable {
+    pub name: DatasetName,
+    pub schema: SchemaRef,
+}
+
+/// A primary-key column of a product's contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyColumn {
+    pub table: DatasetName,
+    pub column: String,
+    /// 1-based position in the key.
+    pub sequence: i32,
+}
+
+impl QueryService {
+    /// The datasets the principal may read.
+    fn readable(&self, call: &Call) -> Vec<DatasetName> {
+        let access = self.access(&call.principal);
+        self.engine
+            .catalog()
+            .dataset_names()
+            .into_iter()
+            .filter(|n| access.can(Action::Read, n))
+            .collect()
+    }
+
+    fn audited<T>(&self, call: &Call, result: Result<T>) -> Result<T> {
+        self.audit.record(AuditRecord::of(call).outcome(&result));
+        result
+    }
+
+    /// Domains with something the principal may read, and the system catalog; sorted.
+    pub fn catalogs(&self, call: &Call) -> Result<Vec<String>> {
+        let readable = self.readable(call);
+        let mut names: Vec<String> = self
+            .engine
+            .mesh()
+            .domains
+            .iter()
+            .map(|d| d.name.clone())
+            .filter(|d| readable.iter().any(|n| n.domain == *d))
+            .collect();
+        names.push(SYSTEM_CATALOG.to_string());
+        names.sort_unstable();
+        self.audited(call, Ok(names))
+    }
+
+    /// `(domain, layer)` pairs with something the principal may read, and the system catalog's
+    /// schemas; sorted.
+    pub fn schemas(&self, call: &Call) -> Result<Vec<(String, String)>> {
+        let readable = self.readable(call);
+        let mut pairs: Vec<(String, String)> = self
+            .engine
+            .mesh()
+            .domains
+            .iter()
+            .flat_map(|d| d.layers.iter().map(move |l| (d.name.clone(), l.clone())))
+            .filter(|(d, l)| readable.iter().any(|n| n.domain == *d && n.layer == *l))
+            .collect();
+        pairs.extend(system_tables().map(|n| (n.domain, n.layer)));
+        pairs.sort_unstable();
+        pairs.dedup();
+        self.audited(call, Ok(pairs))
+    }
+
+    /// Published datasets the principal may read that match `filter`, sorted, with their
+    /// schemas (from the catalog's schema cache: a listing opens a table's storage once).
+    pub async fn tables(&self, call: &Call, filter: &TableFilter) -> Result<Vec<ListedTable>> {
+        let result = self.list_tables(call, filter).await;
+        self.audited(call, result)
+    }
+
+    async fn list_tables(&self, call: &Call, filter: &TableFilter) -> Result<Vec<ListedTable>> {
+        let catalog = self.engine.catalog();
+        let mut out = Vec::new();
+        for name in self.readable(call) {
+            if filter.catalog.as_deref().is_some_and(|c| c != name.domain)
+                || filter
+                    .schema_pattern
+                    .as_deref()
+                    .is_some_and(|p| !like(p, &name.layer))
+                || filter
+                    .table_pattern
+                    .as_deref()
+                    .is_some_and(|p| !like(p, &name.dataset))
+            {
+                continue;
+            }
+            let schema = match catalog.schema(&name).await? {
+                Some(schema) => schema,
+                // System tables are listed before their first write, empty.
+                None if name.domain == SYSTEM_CATALOG => {
+                    match system_schema(&name.layer, &name.dataset) {
+                        Some(schema) => schema,
+                        None => continue,
+                    }
+                }
+                // Only published datasets are tables a client can query.
+                None => continue,
+            };
+            out.push(ListedTable { name, schema });
+        }
+        Ok(out)
+    }
+
+    /// The primary-key columns of `table` (in a domain and layer, when given) that the
+    /// principal may read: the contract's `primaryKey` properties in `primaryKeyPosition`
+    /// order (declaration order without positions).
+    pub fn primary_keys(
+        &self,
+        call: &Call,
+        catalog: Option<&str>,
+        schema: Option<&str>,
+        table: &str,
+    ) -> Result<Vec<KeyColumn>> {
+        let access = self.access(&call.principal);
+        let matches = |d: &crate::spec::Dataset| {
+            d.name.dataset == table
+                && catalog.is_none_or(|c| c == d.name.domain)
+                && schema.is_none_or(|s| s == d.name.layer)
+        };
+        let mut rows = Vec::new();
+        for (ds, contract) in self
+            .engine
+            .mesh()
+            .products()
+            .filter(|(d, _)| matches(d) && access.can(Action::Read, &d.name))
+        {
+            let mut keys: Vec<(i64, usize, &str)> = contract
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.primary_key)
+                .map(|(i, c)| {
+                    let position = c.primary_key_position.filter(|p| *p > 0);
+                    (position.unwrap_or(i64::MAX), i, c.name.as_str())
+                })
+                .collect();
+            keys.sort();
+            for (seq, (_, _, column)) in keys.into_iter().enumerate() {
+                rows.push(KeyColumn {
+                    table: ds.name.clone(),
+                    column: column.to_string(),
+                    sequence: seq as i32 + 1,
+                });
+            }
+        }
+        self.audited(call, Ok(rows))
+    }
+}
+
+/// SQL `LIKE` matching with `%`, `_` and `\` as escape, as Flight SQL filter patterns use. Runs in
+/// time linear in the pattern times the value (a pattern of many `%` must not take exponential
+/// time: it comes from a client).
+pub fn like(pattern: &str, value: &str) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Token {
+        Any,
+        One,
+        Char(char),
+    }
+    let mut tokens = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            '%' => Token::Any,
+            '_' => Token::One,
+            '\\' => match chars.next() {
+                Some(escaped) => Token::Char(escaped),
+                None => Token::Char('\\'),
+            },
+            other => Token::Char(other),
+        });
+    }
+    let value: Vec<char> = value.chars().collect();
+    // Greedy matching with one backtrack point: the last `%` seen.
+    let (mut p, mut v) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while v < value.len() {
+        match tokens.get(p) {
+            Some(Token::Any) => {
+                star = Some((p, v));
+                p += 1;
+            }
+            Some(Token::One) => {
+                p += 1;
+                v += 1;
+            }
+            Some(Token::Char(c)) if *c == value[v] => {
+                p += 1;
+                v += 1;
+            }
+            _ => match star {
+                Some((sp, sv)) => {
+                    p = sp + 1;
+                    v = sv + 1;
+                    star = Some((sp, sv + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    tokens[p..].iter().all(|t| *t == Token::Any)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like;
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("%", "gold"));
+        assert!(like("go%", "gold"));
+        assert!(like("g_ld", "gold"));
+        assert!(!like("g_ld", "gld"));
+        assert!(like("daily\\_%", "daily_revenue"));
+        assert!(!like("daily\\_%", "dailyXrevenue"));
+        assert!(!like("silver", "gold"));
+        assert!(like("%rev%e", "daily_revenue"));
+        assert!(!like("%rev%x", "daily_revenue"));
+        assert!(like("", ""));
+        assert!(!like("", "a"));
+        assert!(like("%%", ""));
+    }
+
+    #[test]
+    fn hostile_patterns_finish() {
+        // With backtracking into every `%`, this would take 5000^40 steps.
+        let pattern = format!("{}b", "%a".repeat(40));
+        assert!(!like(&pattern, &"a".repeat(5_000)));
+    }
+}

@@ -1,0 +1,31 @@
+//! The query service: the one API every front end uses (Flight SQL today; the PostgreSQL wire and
+//! HTTP next), so that policies, limits and audit are decided once, never per protocol.
+//!
+//! [`QueryService`] authenticates credentials into principals, plans statements as a principal
+//! (guard, read-only check, governance rewrite: [`QueryService::plan`]), runs them as streams with
+//! the memory cap, deadline, row cap, cancellation and audit attached
+//! ([`QueryService::execute`]), answers governed listings, ingests into raw layers and runs
+//! pipelines. Every call carries a [`Call`]: who asks, with which request. [`serving`] holds what
+//! `meshql serve` does around requests.
+
+mod admission;
+mod api;
+mod audit;
+mod cancel;
+mod ingest;
+mod listings;
+mod query;
+mod rpc;
+mod runs;
+pub mod serving;
+mod stream;
+
+pub use admission::StreamLimits;
+pub use api::QueryService;
+pub use audit::{AuditLog, AuditRecord};
+pub use cancel::{CancelKey, cancel_key};
+pub use ingest::{IfExists, IfMissing, IngestTarget};
+pub use listings::{KeyColumn, ListedTable, TableFilter, like};
+pub use query::{Planned, bind};
+pub use rpc::{Call, Rpc};
+pub use stream::QueryStream;

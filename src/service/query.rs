@@ -1,0 +1,273 @@
+//! Queries as a principal: plan (guard, read-only check, governance rewrite) and run (admission,
+//! planning within the deadline, execution as a [`QueryStream`] with its limits and audit).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use futures::stream::AbortHandle;
+
+use super::api::QueryService;
+use super::audit::AuditRecord;
+use super::cancel::CancelKey;
+use super::rpc::Call;
+use super::stream::QueryStream;
+use crate::catalog::Visibility;
+use crate::engine::{Authorizer, Budget, SearchPath};
+use crate::error::{Error, Result};
+use crate::governance::{Context, Governed, govern};
+use crate::spec::{Action, DatasetName};
+
+/// A statement planned and governed for one principal, not yet running.
+pub struct Planned {
+    /// The governed logical plan (placeholders unbound).
+    pub plan: LogicalPlan,
+    /// The session it was planned in (and runs in): it lists only what the principal may read.
+    pub state: SessionState,
+    /// The schema the results will have (with the first row of parameters bound, if given).
+    pub schema: SchemaRef,
+    /// `$1`, `$2`, ... in numeric order, typed where the plan infers a type (`Null` otherwise).
+    pub parameters: Schema,
+    /// Datasets the query reads, masks applied and rules that shaped it.
+    pub read: BTreeSet<String>,
+    pub masked: BTreeSet<String>,
+    pub rules: BTreeSet<String>,
+}
+
+impl QueryService {
+    /// Plans `sql` for the caller: listings of its session show what the principal may read,
+    /// every table it reads is checked, row filters and masks are applied. With `params`, the
+    /// schema is the one of the plan with their first row bound. Audited as the call's RPC.
+    pub async fn plan(
+        &self,
+        call: &Call,
+        path: &SearchPath,
+        sql: &str,
+        params: Option<&RecordBatch>,
+    ) -> Result<Planned> {
+        let result = self.plan_within(call, path, sql, params, None).await;
+        let mut record = AuditRecord::of(call);
+        record.sql = Some(sql.to_string());
+        if let Ok(p) = &result {
+            record.tables = p.read.iter().cloned().collect();
+            record.masked = p.masked.iter().cloned().collect();
+        }
+        self.audit.record(record.outcome(&result));
+        result
+    }
+
+    /// Plans `sql` as `principal` would run it, unaudited: what `meshql policy explain` shows.
+    pub async fn explain(
+        &self,
+        principal: &crate::governance::Principal,
+        sql: &str,
+    ) -> Result<Planned> {
+        let call = Call::new(principal.clone(), super::Rpc::GetFlightInfo);
+        let path = self.default_path().clone();
+        self.plan_within(&call, &path, sql, None, None).await
+    }
+
+    async fn plan_within(
+        &self,
+        call: &Call,
+        path: &SearchPath,
+        sql: &str,
+        params: Option<&RecordBatch>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Planned> {
+        let governed = self
+            .governed(call, path, sql, self.engine.planning_budget(deadline))
+            .await?;
+        let (plan, state) = governed;
+        let bound = bind_first(plan.plan.clone(), params)?;
+        let schema = self.engine.result_schema(&bound, &state).await?;
+        let parameters = parameter_schema(&plan.plan)?;
+        Ok(Planned {
+            plan: plan.plan,
+            state,
+            schema,
+            parameters,
+            read: plan.read,
+            masked: plan.masked,
+            rules: plan.rules,
+        })
+    }
+
+    /// Plans and governs `sql` within `budget`.
+    async fn governed(
+        &self,
+        call: &Call,
+        path: &SearchPath,
+        sql: &str,
+        budget: Arc<Budget>,
+    ) -> Result<(Governed, SessionState)> {
+        let access = self.access(&call.principal);
+        let lister = access.clone();
+        let visible: Visibility = Arc::new(move |d: &DatasetName| lister.can(Action::Read, d));
+        let state = self.engine.session_visible(path, visible);
+        let principal = call.principal.clone();
+        let decider = access.clone();
+        let authorize: Authorizer = Arc::new(move |d: &DatasetName| {
+            let decision = decider.decide(Action::Read, d);
+            if decision.allowed || d.domain == crate::catalog::SYSTEM_CATALOG {
+                return Ok(());
+            }
+            Err(Error::permission(format!(
+                "`{}` may not read `{d}` ({})",
+                principal.name, decision.reason
+            )))
+        });
+        let plan = self
+            .engine
+            .plan_within(sql, &state, budget, Some(authorize))
+            .await?;
+        let known = self.engine.catalog().dataset_names();
+        let governed = govern(
+            plan,
+            &Context {
+                access: &access,
+                state: &state,
+                domain: &path.domain,
+                layer: &path.layer,
+                known: &known,
+            },
+        )?;
+        Ok((governed, state))
+    }
+
+    /// Runs `sql` for the caller with one row of `params` bound: waits for a slot, plans within
+    /// the query's deadline and answers the result stream, in the schema [`QueryService::plan`]
+    /// announced. A `cancel` key lets [`QueryService::cancel`] stop it; the audit record is
+    /// written when the stream ends.
+    pub async fn execute(
+        &self,
+        call: &Call,
+        path: &SearchPath,
+        sql: &str,
+        params: Option<&RecordBatch>,
+        cancel: Option<CancelKey>,
+    ) -> Result<QueryStream> {
+        let mut record = AuditRecord::of(call);
+        record.sql = Some(sql.to_string());
+        let started = self
+            .start(call, path, sql, params, cancel, &mut record)
+            .await;
+        match started {
+            Ok(stream) => Ok(stream),
+            Err(e) => {
+                self.audit.record(record.outcome::<()>(&Err(e.duplicate())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn start(
+        &self,
+        call: &Call,
+        path: &SearchPath,
+        sql: &str,
+        params: Option<&RecordBatch>,
+        cancel: Option<CancelKey>,
+        record: &mut AuditRecord,
+    ) -> Result<QueryStream> {
+        if let Some(key) = &cancel
+            && self.running.is_cancelled(key)
+        {
+            return Err(Error::cancelled(
+                "this query was cancelled (CancelFlightInfo)",
+            ));
+        }
+        let permit = self.admission.admit().await?;
+        // One deadline for planning and streaming.
+        let deadline = self.limits.timeout.map(|t| tokio::time::Instant::now() + t);
+        let planned = self.plan_within(call, path, sql, params, deadline).await?;
+        record.tables = planned.read.iter().cloned().collect();
+        record.masked = planned.masked.iter().cloned().collect();
+        let plan = bind_first(planned.plan, params)?;
+        let budget = self.engine.planning_budget(deadline);
+        let (_, stream) = self
+            .engine
+            .execute_plan_within(plan, &planned.state, budget)
+            .await?;
+        let (abort, registration) = AbortHandle::new_pair();
+        let registered = cancel.map(|key| self.running.register(key, abort));
+        Ok(QueryStream::new(
+            planned.schema,
+            stream,
+            registration,
+            registered,
+            permit,
+            self.limits,
+            deadline,
+            (self.audit.clone(), record.clone()),
+        ))
+    }
+}
+
+/// `plan` with the first row of `params` bound (what one execution binds), if any.
+fn bind_first(plan: LogicalPlan, params: Option<&RecordBatch>) -> Result<LogicalPlan> {
+    let Some(batch) = params else {
+        return Ok(plan);
+    };
+    if batch.num_rows() == 0 {
+        return Err(Error::user(
+            "no parameter values were bound (the parameter batch is empty)",
+        ));
+    }
+    bind(plan, &batch.slice(0, 1))
+}
+
+/// Binds one row of parameter values to the plan's placeholders, `$1` first.
+pub fn bind(plan: LogicalPlan, row: &RecordBatch) -> Result<LogicalPlan> {
+    let types = plan.get_parameter_types()?;
+    if row.num_columns() != types.len() {
+        return Err(Error::user(format!(
+            "the statement has {} parameter(s) but {} value(s) were bound",
+            types.len(),
+            row.num_columns()
+        )));
+    }
+    let mut values = Vec::with_capacity(row.num_columns());
+    for (i, column) in row.columns().iter().enumerate() {
+        let value = ScalarValue::try_from_array(column, 0)?;
+        let value = match types.get(&format!("${}", i + 1)) {
+            Some(Some(wanted)) if *wanted != value.data_type() && !value.is_null() => {
+                value.cast_to(wanted).map_err(|e| {
+                    Error::user(format!(
+                        "parameter ${} cannot be used as {wanted}: {e}",
+                        i + 1
+                    ))
+                })?
+            }
+            _ => value,
+        };
+        values.push(value);
+    }
+    Ok(plan.with_param_values(values)?)
+}
+
+/// `$1`, `$2`, ... in numeric order, typed where the plan infers a type (`Null` otherwise).
+fn parameter_schema(plan: &LogicalPlan) -> Result<Schema> {
+    let mut params: Vec<(usize, String, Option<DataType>)> = plan
+        .get_parameter_types()?
+        .into_iter()
+        .map(|(name, t)| {
+            let n = name.trim_start_matches('$').parse::<usize>().map_err(|_| {
+                Error::user(format!(
+                    "named parameter `{name}` is not supported; use `?` or `$1, $2, ...`"
+                ))
+            })?;
+            Ok((n, name, t))
+        })
+        .collect::<Result<_>>()?;
+    params.sort_by_key(|(n, ..)| *n);
+    let fields: Vec<Field> = params
+        .into_iter()
+        .map(|(_, name, t)| Field::new(name, t.unwrap_or(DataType::Null), true))
+        .collect();
+    Ok(Schema::new(fields))
+}

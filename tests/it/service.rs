@@ -1,0 +1,179 @@
+//! The query service on its own, as every front end uses it, over the demo mesh without building
+//! its warehouse (what is tested here needs no rows): principals and their calls, governed
+//! planning and listings, refusals, ingest targets and cancellation, and the audit records they
+//! leave.
+
+use std::sync::Arc;
+
+use meshql::ErrorKind;
+use meshql::governance::Principal;
+use meshql::service::{Call, IfExists, IfMissing, IngestTarget, QueryService, Rpc, TableFilter};
+
+use crate::common::{demo_mesh, engine, runtime};
+
+fn principal(service: &QueryService, name: &str) -> Principal {
+    service.principal_named(name).expect("a demo principal")
+}
+
+#[test]
+fn calls_are_planned_and_listed_as_their_principal() {
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        let service = QueryService::unaudited(engine(dir.path())).unwrap();
+        let analyst = Call::new(principal(&service, "analyst"), Rpc::GetFlightInfo);
+        let path = service.default_path().clone();
+
+        // Planning: denials name the table and the reason; masks and reads are reported.
+        let err = service
+            .plan(
+                &analyst,
+                &path,
+                "SELECT * FROM sales.raw.transactions",
+                None,
+            )
+            .await
+            .err()
+            .expect("denied");
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        assert!(
+            err.message()
+                .contains("`analyst` may not read `sales.raw.transactions`"),
+            "{err}"
+        );
+        let err = service
+            .plan(
+                &analyst,
+                &path,
+                "SELECT * FROM sales.gold.daily_revenue",
+                None,
+            )
+            .await
+            .err()
+            .expect("not built");
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        assert!(err.message().contains("no published version yet"), "{err}");
+
+        // Listings show what the principal may read, and the system catalog.
+        let catalogs = service.catalogs(&analyst).unwrap();
+        assert_eq!(catalogs, ["finance", "marketing", "mesh", "sales"]);
+        let schemas = service.schemas(&analyst).unwrap();
+        assert!(schemas.contains(&("sales".into(), "gold".into())));
+        assert!(!schemas.contains(&("sales".into(), "raw".into())));
+        // Nothing is published yet: only the system tables are listed (empty, before their
+        // first write).
+        let tables = service
+            .tables(&analyst, &TableFilter::default())
+            .await
+            .unwrap();
+        assert!(tables.iter().all(|t| t.name.domain == "mesh"), "{tables:?}");
+        let keys = service
+            .primary_keys(&analyst, Some("sales"), Some("gold"), "customer_value")
+            .unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].column, "customer_id");
+
+        // Logins: the token answered authenticates as the principal.
+        let basic = format!("Basic {}", base64_encode(b"finance:finance"));
+        let (who, token) = service.login(Some(&basic), None).await.unwrap();
+        assert_eq!(who.name, "finance");
+        let again = service
+            .authenticate(Some(&format!("Bearer {token}")))
+            .unwrap();
+        assert_eq!(again, who);
+        let err = service.authenticate(None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+    });
+}
+
+#[test]
+fn ingest_targets_runs_and_cancellation_are_decided_by_the_service() {
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        let service = QueryService::unaudited(engine(dir.path())).unwrap();
+        let path = service.default_path().clone();
+        let analyst = Call::new(principal(&service, "analyst"), Rpc::StatementIngest);
+        let sales = Call::new(principal(&service, "sales"), Rpc::StatementIngest);
+        let target = |schema: &str, table: &str| IngestTarget {
+            catalog: Some("sales".into()),
+            schema: Some(schema.into()),
+            table: table.into(),
+            if_exists: IfExists::Append,
+            if_missing: IfMissing::Create,
+        };
+        let upload = || -> (
+            Arc<datafusion::arrow::datatypes::Schema>,
+            datafusion::physical_plan::SendableRecordBatchStream,
+        ) {
+            let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+                datafusion::arrow::datatypes::Field::new(
+                    "id",
+                    datafusion::arrow::datatypes::DataType::Int64,
+                    false,
+                ),
+            ]));
+            let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(datafusion::arrow::array::Int64Array::from(vec![1, 2, 3]))],
+            )
+            .unwrap();
+            let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                Arc::clone(&schema),
+                futures::stream::iter([Ok(batch)]),
+            );
+            (schema, Box::pin(stream))
+        };
+        let (schema, stream) = upload();
+        let err = service
+            .ingest(&analyst, &path, &target("raw", "uploads"), schema, stream)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        let (schema, stream) = upload();
+        let err = service
+            .ingest(&sales, &path, &target("gold", "uploads"), schema, stream)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        let (schema, stream) = upload();
+        let rows = service
+            .ingest(&sales, &path, &target("raw", "uploads"), schema, stream)
+            .await
+            .unwrap();
+        assert_eq!(rows, 3);
+
+        // Runs: every node must be the principal's to run.
+        let run = Call::new(principal(&service, "analyst"), Rpc::RunPipeline);
+        let err = service
+            .run_pipeline(&run, &["sales".into()], false)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        let err = service
+            .run_pipeline(&run, &["nosuch.domain".into()], false)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+
+        // A cancelled key refuses the query that would run under it.
+        let admin = Call::new(principal(&service, "admin"), Rpc::DoGet);
+        let key = meshql::service::cancel_key(b"some ticket");
+        assert!(!service.cancel(&admin, &[key]), "nothing was running");
+        let err = service
+            .execute(&admin, &path, "SELECT 1", None, Some(key))
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+        let stream = service
+            .execute(&admin, &path, "SELECT 1 AS one", None, None)
+            .await
+            .unwrap();
+        let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await.unwrap();
+        assert_eq!(batches[0].num_rows(), 1);
+    });
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
