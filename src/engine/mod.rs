@@ -12,6 +12,7 @@ mod guard;
 mod literals;
 mod memory;
 mod operators;
+mod overview;
 mod planner;
 mod stream;
 
@@ -37,6 +38,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 
 pub use guard::SqlLimits;
+pub use overview::DatasetFacts;
 pub use planner::Budget;
 
 use crate::catalog::{MeshCatalog, SYSTEM_CATALOG, SystemCatalog, Visibility};
@@ -250,6 +252,14 @@ impl Engine {
         let options = state.config_mut().options_mut();
         options.catalog.default_catalog = path.domain.clone();
         options.catalog.default_schema = path.layer.clone();
+        if cap > 0 {
+            // Each partition of a sort holds this much back for merging its spills; the default
+            // (10 MiB) would make a small cap refuse even a small ORDER BY.
+            let partitions = options.execution.target_partitions.max(1);
+            let share = ((cap as usize) << 20) / (4 * partitions);
+            options.execution.sort_spill_reservation_bytes =
+                options.execution.sort_spill_reservation_bytes.min(share.max(64 << 10));
+        }
         state
     }
 
@@ -464,120 +474,4 @@ async fn check_references(
         }
     }
     Ok(())
-}
-
-impl Engine {
-    /// One row per dataset: domain, layer, dataset, kind, format, version, rows, last update.
-    /// Row counts come from a `count(*)` of the latest version (`NULL` if never published).
-    pub async fn overview(&self) -> Result<datafusion::arrow::record_batch::RecordBatch> {
-        use datafusion::arrow::array::{
-            ArrayRef, StringArray, TimestampMillisecondArray, UInt64Array,
-        };
-        use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-
-        let mut cols: [Vec<Option<String>>; 5] = Default::default();
-        let (mut products, mut freshness) = (Vec::new(), Vec::new());
-        let now = chrono::Utc::now();
-        let (mut versions, mut rows, mut updated) = (Vec::new(), Vec::new(), Vec::new());
-        // Declared datasets in declaration order, then tables only the warehouse knows.
-        let mut names: Vec<DatasetName> = self.mesh().datasets().map(|d| d.name.clone()).collect();
-        names.extend(
-            self.catalog
-                .dataset_names()
-                .into_iter()
-                .filter(|n| self.mesh().dataset(n).is_none() && n.domain != SYSTEM_CATALOG),
-        );
-        for name in &names {
-            let store = self
-                .catalog
-                .store(name)
-                .ok_or_else(|| self.catalog.not_found(name))?;
-            let kind = crate::spec::DatasetKind::label_of(self.mesh().dataset(name));
-            let format = if self.catalog.is_view(name) {
-                "view"
-            } else {
-                store.format()
-            };
-            for (col, v) in cols.iter_mut().zip([
-                &name.domain,
-                &name.layer,
-                &name.dataset,
-                &kind.to_string(),
-                &format.to_string(),
-            ]) {
-                col.push(Some(v.clone()));
-            }
-            let snapshot = self.catalog.snapshot(name).await?;
-            versions.push(snapshot.as_ref().and_then(|s| s.version));
-            let contract = self.mesh().dataset(name).and_then(|d| d.contract.as_ref());
-            products.push(contract.map(|c| format!("{} {}", c.id, c.version_text)));
-            freshness.push(contract.map(|c| {
-                let last = snapshot.as_ref().and_then(|s| s.last_modified);
-                crate::spec::contract::freshness(c.latency, last, now).to_string()
-            }));
-            updated.push(
-                snapshot
-                    .as_ref()
-                    .and_then(|s| s.last_modified)
-                    .map(|t| t.timestamp_millis()),
-            );
-            rows.push(match snapshot {
-                None => None,
-                Some(_) => Some(self.count_rows(name).await?),
-            });
-        }
-        let mut fields: Vec<Field> = ["domain", "layer", "dataset", "kind", "format"]
-            .iter()
-            .map(|n| Field::new(*n, DataType::Utf8, false))
-            .collect();
-        fields.push(Field::new("version", DataType::UInt64, true));
-        fields.push(Field::new("rows", DataType::UInt64, true));
-        fields.push(Field::new(
-            "last_update",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            true,
-        ));
-        fields.push(Field::new("product", DataType::Utf8, true));
-        fields.push(Field::new("freshness", DataType::Utf8, true));
-        let mut arrays: Vec<ArrayRef> = cols
-            .into_iter()
-            .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
-            .collect();
-        arrays.push(Arc::new(UInt64Array::from(versions)));
-        arrays.push(Arc::new(UInt64Array::from(rows)));
-        arrays.push(Arc::new(
-            TimestampMillisecondArray::from(updated).with_timezone("UTC"),
-        ));
-        arrays.push(Arc::new(StringArray::from(products)));
-        arrays.push(Arc::new(StringArray::from(freshness)));
-        Ok(datafusion::arrow::record_batch::RecordBatch::try_new(
-            Arc::new(Schema::new(fields)),
-            arrays,
-        )?)
-    }
-
-    /// Rows of the latest version of `name` (a `count(*)`, answered from file statistics where
-    /// the format keeps them).
-    pub async fn count_rows(&self, name: &DatasetName) -> Result<u64> {
-        use datafusion::arrow::array::{Array, Int64Array};
-        use futures::TryStreamExt;
-
-        let sql = format!(
-            "SELECT count(*) FROM \"{}\".\"{}\".\"{}\"",
-            name.domain, name.layer, name.dataset
-        );
-        let state = self.session();
-        let (_, stream) = self.execute(&sql, &state).await?;
-        let batches: Vec<_> = stream.try_collect().await?;
-        let count = batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .map(|a| a.value(0))
-            })
-            .ok_or_else(|| Error::internal("count(*) returned no value"))?;
-        Ok(count.max(0) as u64)
-    }
 }

@@ -173,56 +173,24 @@ pub async fn refresh(engine: &Engine) -> Result<Vec<super::lineage::ColumnEdge>>
     let mut d = DatasetRows::default();
     let mut c = ColumnRows::default();
     for name in &names {
-        let Some(store) = catalog.store(name) else {
-            continue;
-        };
-        let view = catalog.is_view(name);
+        let facts = engine.facts(name).await?;
         let dataset = mesh.dataset(name);
-        let snapshot = catalog.snapshot(name).await?;
-        let rows = match &snapshot {
-            Some(_) if !view => Some(engine.count_rows(name).await? as i64),
-            _ => None,
-        };
         d.names.push(name.clone());
-        d.kind.push(DatasetKind::label_of(dataset));
+        d.kind.push(facts.kind);
         d.materialization.push(materialization(engine, name));
-        d.format.push(if view { "view" } else { store.format() });
-        d.location.push(if view {
-            dataset
-                .map(|ds| ds.file.display().to_string())
-                .unwrap_or_default()
-        } else {
-            store.location().to_string()
-        });
-        d.version
-            .push(snapshot.as_ref().and_then(|s| s.version).map(|v| v as i64));
-        d.rows.push(rows);
-        d.updated.push(
-            snapshot
-                .as_ref()
-                .and_then(|s| s.last_modified)
-                .map(|t| t.timestamp_micros()),
-        );
+        d.format.push(facts.format);
+        d.location.push(facts.location.clone());
+        d.version.push(facts.version.map(|v| v as i64));
+        // A view holds no rows of its own.
+        d.rows
+            .push(facts.rows.filter(|_| !facts.view).map(|r| r as i64));
+        d.updated
+            .push(facts.last_update.map(|t| t.timestamp_micros()));
         d.description
             .push(dataset.and_then(|ds| ds.description.clone()));
         d.file.push(dataset.map(|ds| ds.file.display().to_string()));
-        if let Some(s) = &snapshot {
-            let contract = dataset.and_then(|d| d.contract.as_ref());
-            for (i, f) in s.provider.schema().fields().iter().enumerate() {
-                let documented =
-                    contract.and_then(|k| k.columns.iter().find(|col| col.name == *f.name()));
-                c.names.push(name.clone());
-                c.column.push(f.name().clone());
-                c.ordinal.push(i as i32 + 1);
-                c.data_type.push(f.data_type().to_string());
-                c.nullable.push(f.is_nullable());
-                c.description
-                    .push(documented.and_then(|d| d.description.clone()));
-                c.classification
-                    .push(documented.and_then(|d| d.classification.clone()));
-                c.primary_key
-                    .push(documented.is_some_and(|d| d.primary_key));
-            }
+        if let Some(s) = &facts.snapshot {
+            c.push_columns(name, s, dataset.and_then(|d| d.contract.as_deref()));
         }
     }
     let part = |names: &[DatasetName], f: fn(&DatasetName) -> &str| -> ArrayRef {
@@ -398,4 +366,30 @@ struct ColumnRows {
     description: Vec<Option<String>>,
     classification: Vec<Option<String>>,
     primary_key: Vec<bool>,
+}
+
+impl ColumnRows {
+    /// The columns of the published version `snapshot` of `name`, documented by `contract`.
+    fn push_columns(
+        &mut self,
+        name: &DatasetName,
+        snapshot: &crate::storage::TableSnapshot,
+        contract: Option<&crate::spec::Contract>,
+    ) {
+        for (i, f) in snapshot.provider.schema().fields().iter().enumerate() {
+            let documented =
+                contract.and_then(|k| k.columns.iter().find(|col| col.name == *f.name()));
+            self.names.push(name.clone());
+            self.column.push(f.name().clone());
+            self.ordinal.push(i as i32 + 1);
+            self.data_type.push(f.data_type().to_string());
+            self.nullable.push(f.is_nullable());
+            self.description
+                .push(documented.and_then(|d| d.description.clone()));
+            self.classification
+                .push(documented.and_then(|d| d.classification.clone()));
+            self.primary_key
+                .push(documented.is_some_and(|d| d.primary_key));
+        }
+    }
 }

@@ -34,7 +34,7 @@ impl FileStore {
         Ok(Self { source })
     }
 
-    fn listing_options(&self) -> ListingOptions {
+    fn listing_options(&self, session: &SessionState) -> ListingOptions {
         let format: Arc<dyn FileFormat> = match self.source.format {
             SourceFormat::Csv => Arc::new(
                 CsvFormat::default()
@@ -50,7 +50,11 @@ impl FileStore {
         } else {
             String::new()
         };
-        ListingOptions::new(format).with_file_extension(extension)
+        // The session's partitions and statistics: scans run in parallel, and the planner knows
+        // row counts and column bounds (join order, build sides) as for any other table.
+        ListingOptions::new(format)
+            .with_file_extension(extension)
+            .with_session_config_options(session.config())
     }
 }
 
@@ -70,7 +74,7 @@ impl TableStore for FileStore {
 
     async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>> {
         let url = ListingTableUrl::parse(&self.source.location)?;
-        let options = self.listing_options();
+        let options = self.listing_options(session);
         let schema = options
             .infer_schema(session, &url)
             .await

@@ -621,7 +621,8 @@ fn a_query_past_its_memory_cap_fails_alone_and_requests_are_audited() {
             .unwrap();
         let _ = other.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect::<Vec<_>>().await;
 
-        // Every request of this test is in the audit log, readable by admins.
+        // Every request of this test is in the audit log, readable by admins. The log's files are
+        // sorted by several partitions at once, which must fit in the 16 MiB cap too.
         let mut admin = client_as(addr, "admin").await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
