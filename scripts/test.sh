@@ -15,4 +15,7 @@ if [ -d tests/clients ]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
   cargo build --locked --bin meshql
   MESHQL_BIN="$CARGO_TARGET_DIR/debug/meshql" "$venv/bin/python" -m pytest -q tests/clients tests/robustness
+  # The TPC-H harness in its smoke form: all 22 queries at SF 0.01, answers checked against
+  # DataFusion and DuckDB (timings of a debug build mean nothing; see benches/README.md).
+  MESHQL_BIN="$CARGO_TARGET_DIR/debug/meshql" "$venv/bin/python" benches/tpch/run.py --smoke
 fi
