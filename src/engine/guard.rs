@@ -14,7 +14,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    Expr, Query, SetExpr, Statement, Value, Visit, Visitor, visit_expressions_mut,
+    ArrayElemTypeDef, DataType, ExactNumberInfo, Expr, Query, SetExpr, Statement, Value, Visit,
+    Visitor, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
@@ -216,6 +217,12 @@ impl Visitor for Shapes {
                     t.data_type, t.value, t.data_type
                 )));
             }
+            // DataFusion's kernels do not all handle decimals of negative scale.
+            Expr::Cast { data_type, .. } if negative_scale(data_type) => {
+                return ControlFlow::Break(Error::user(format!(
+                    "`{data_type}`: decimals of negative scale are not supported; use a scale of 0 or more"
+                )));
+            }
             _ => {}
         }
         ControlFlow::Continue(())
@@ -226,6 +233,20 @@ impl Visitor for Shapes {
             self.case_depth -= 1;
         }
         ControlFlow::Continue(())
+    }
+}
+
+fn negative_scale(t: &DataType) -> bool {
+    match t {
+        DataType::Decimal(ExactNumberInfo::PrecisionAndScale(_, s))
+        | DataType::Numeric(ExactNumberInfo::PrecisionAndScale(_, s))
+        | DataType::Dec(ExactNumberInfo::PrecisionAndScale(_, s))
+        | DataType::BigNumeric(ExactNumberInfo::PrecisionAndScale(_, s))
+        | DataType::BigDecimal(ExactNumberInfo::PrecisionAndScale(_, s)) => *s < 0,
+        DataType::Array(
+            ArrayElemTypeDef::AngleBracket(t) | ArrayElemTypeDef::SquareBracket(t, _),
+        ) => negative_scale(t),
+        _ => false,
     }
 }
 

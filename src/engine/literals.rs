@@ -7,10 +7,14 @@
 //! 17.3029 — just above it. As in PostgreSQL and DuckDB, such a literal is compared as a double
 //! instead: an analyzer rule, run before type coercion, casts decimal literals compared with
 //! floating-point expressions (`=`, `<>`, `<`, `<=`, `>`, `>=`, `BETWEEN`, `IN`).
+//!
+//! Exponent literals such as `1e5` parse as decimals of negative scale, which several of
+//! DataFusion's casts and simplifications mishandle (overflowing or dividing by zero); the same
+//! rule writes them out as whole decimals of scale 0 (`1e5` is 100000), as PostgreSQL does.
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, i256};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
@@ -38,10 +42,19 @@ impl AnalyzerRule for FloatComparisons {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
             if node.inputs().is_empty() {
-                return Ok(Transformed::no(node));
+                return node.map_expressions(|e| e.transform_up(|e| Ok(whole(e))));
             }
             let schema = merge_schema(&node.inputs());
-            node.map_expressions(|e| e.transform_up(|e| Ok(rewrite(e, &schema))))
+            node.map_expressions(|e| {
+                e.transform_up(|e| {
+                    let e = whole(e);
+                    Ok(if e.transformed {
+                        e
+                    } else {
+                        rewrite(e.data, &schema)
+                    })
+                })
+            })
         })
         .map(|t| t.data)
     }
@@ -93,6 +106,52 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Transformed<Expr> {
             }))
         }
         other => Transformed::no(other),
+    }
+}
+
+/// A decimal literal of negative scale as the same number with scale 0: a Decimal128 up to 38
+/// digits, a Decimal256 up to 76, the nearest double past that.
+fn whole(e: Expr) -> Transformed<Expr> {
+    let Expr::Literal(value, meta) = e else {
+        return Transformed::no(e);
+    };
+    let whole = match &value {
+        ScalarValue::Decimal128(v, p, s) if *s < 0 => {
+            let shift = s.unsigned_abs() as u32;
+            let digits = *p as u32 + shift;
+            match v {
+                None => ScalarValue::Decimal128(None, digits.min(38) as u8, 0),
+                Some(v) => match 10_i128.checked_pow(shift).and_then(|m| v.checked_mul(m)) {
+                    Some(w) if digits <= 38 => ScalarValue::Decimal128(Some(w), digits as u8, 0),
+                    _ => wide(i256::from_i128(*v), digits, shift),
+                },
+            }
+        }
+        ScalarValue::Decimal256(v, p, s) if *s < 0 => {
+            let shift = s.unsigned_abs() as u32;
+            let digits = *p as u32 + shift;
+            match v {
+                None => ScalarValue::Decimal256(None, digits.min(76) as u8, 0),
+                Some(v) => wide(*v, digits, shift),
+            }
+        }
+        _ => return Transformed::no(Expr::Literal(value, meta)),
+    };
+    Transformed::yes(Expr::Literal(whole, meta))
+}
+
+fn wide(v: i256, digits: u32, shift: u32) -> ScalarValue {
+    match i256::from_i128(10)
+        .checked_pow(shift)
+        .and_then(|m| v.checked_mul(m))
+    {
+        Some(w) if digits <= 76 => ScalarValue::Decimal256(Some(w), digits as u8, 0),
+        _ => ScalarValue::Float64(
+            v.to_string()
+                .parse::<f64>()
+                .ok()
+                .map(|x| x * 10f64.powi(shift as i32)),
+        ),
     }
 }
 

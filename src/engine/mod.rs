@@ -257,8 +257,10 @@ impl Engine {
             // (10 MiB) would make a small cap refuse even a small ORDER BY.
             let partitions = options.execution.target_partitions.max(1);
             let share = ((cap as usize) << 20) / (4 * partitions);
-            options.execution.sort_spill_reservation_bytes =
-                options.execution.sort_spill_reservation_bytes.min(share.max(64 << 10));
+            options.execution.sort_spill_reservation_bytes = options
+                .execution
+                .sort_spill_reservation_bytes
+                .min(share.max(64 << 10));
         }
         state
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::admission::{self, StreamLimits};
 use super::audit::{AuditLog, AuditRecord};
 use super::cancel::{self, CancelKey};
+use super::results::ResultCache;
 use super::rpc::{Call, Rpc};
 use crate::engine::{Engine, SearchPath};
 use crate::error::{Error, Result};
@@ -23,6 +24,7 @@ pub struct QueryService {
     pub(super) limits: StreamLimits,
     pub(super) running: Arc<cancel::Running>,
     pub(super) audit: AuditLog,
+    pub(super) results: ResultCache,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -64,6 +66,7 @@ impl QueryService {
             admission: admission::Admission::new(&settings),
             limits: StreamLimits::from_settings(&settings),
             running: Arc::default(),
+            results: ResultCache::new(settings.result_cache_mb),
             audit: AuditLog::start(
                 Arc::clone(&engine),
                 audit,
@@ -180,6 +183,11 @@ impl QueryService {
         self.audit
             .record(AuditRecord::of(call).outcome::<()>(&Ok(())));
         any
+    }
+
+    /// The result cache (its statistics: hits, misses, entries, bytes).
+    pub fn results(&self) -> &ResultCache {
+        &self.results
     }
 
     /// Waits until every audit record so far is written.

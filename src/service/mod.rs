@@ -4,7 +4,7 @@
 //! [`QueryService`] authenticates credentials into principals, plans statements as a principal
 //! (guard, read-only check, governance rewrite: [`QueryService::plan`]), runs them as streams with
 //! the memory cap, deadline, row cap, cancellation and audit attached
-//! ([`QueryService::execute`]), answers governed listings, ingests into raw layers and runs
+//! ([`QueryService::execute`]), answers repeated queries from a result cache, answers governed listings, ingests into raw layers and runs
 //! pipelines. Every call carries a [`Call`]: who asks, with which request. [`serving`] holds what
 //! `meshql serve` does around requests.
 
@@ -15,6 +15,7 @@ mod cancel;
 mod ingest;
 mod listings;
 mod query;
+mod results;
 mod rpc;
 mod runs;
 pub mod serving;
@@ -27,5 +28,6 @@ pub use cancel::{CancelKey, cancel_key};
 pub use ingest::{IfExists, IfMissing, IngestTarget};
 pub use listings::{KeyColumn, ListedTable, TableFilter, like};
 pub use query::{Planned, bind};
+pub use results::{CacheStats, ResultCache};
 pub use rpc::{Call, Rpc};
 pub use stream::QueryStream;

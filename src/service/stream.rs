@@ -19,6 +19,7 @@ use tokio::time::{Instant, Sleep};
 use super::admission::StreamLimits;
 use super::audit::{AuditLog, AuditRecord};
 use super::cancel::Registered;
+use super::results::ResultFill;
 use crate::error::{Error, Result};
 
 /// The batches of a running query, in [`QueryStream::schema`].
@@ -31,6 +32,8 @@ pub struct QueryStream {
     bytes: u64,
     done: bool,
     audit: Option<(AuditLog, AuditRecord)>,
+    /// Records the answer for the result cache, when it may be kept.
+    fill: Option<ResultFill>,
     _registered: Option<Registered>,
     _permit: OwnedSemaphorePermit,
 }
@@ -59,9 +62,16 @@ impl QueryStream {
             bytes: 0,
             done: false,
             audit: Some(audit),
+            fill: None,
             _registered: registered,
             _permit: permit,
         }
+    }
+
+    /// Records the answer into `fill` as it streams; kept if the stream ends cleanly.
+    pub(super) fn keeping(mut self, fill: Option<ResultFill>) -> Self {
+        self.fill = fill;
+        self
     }
 
     /// The schema every batch has: the one announced before the query ran.
@@ -71,6 +81,7 @@ impl QueryStream {
 
     fn finish(&mut self, e: Error) -> Poll<Option<Result<RecordBatch>>> {
         self.done = true;
+        self.fill = None;
         if let Some((_, record)) = &mut self.audit {
             record.fail(&e);
         }
@@ -132,7 +143,14 @@ impl Stream for QueryStream {
                     )));
                 }
                 match self.announced(batch) {
-                    Ok(batch) => Poll::Ready(Some(Ok(batch))),
+                    Ok(batch) => {
+                        if let Some(fill) = &mut self.fill
+                            && !fill.offer(&batch)
+                        {
+                            self.fill = None;
+                        }
+                        Poll::Ready(Some(Ok(batch)))
+                    }
                     Err(e) => self.finish(e),
                 }
             }
@@ -142,6 +160,9 @@ impl Stream for QueryStream {
             )),
             None => {
                 self.done = true;
+                if let Some(fill) = self.fill.take() {
+                    fill.complete();
+                }
                 Poll::Ready(None)
             }
         }

@@ -279,6 +279,10 @@ pub struct ServerSettings {
     /// Memory one query may use, in MiB, within `memory_limit_mb` (ResourceExhausted past it).
     /// 0: no cap beyond the shared pool. Default 1024.
     pub query_memory_limit_mb: u64,
+    /// Memory for answers of repeated queries, in MiB: a query planned identically for a
+    /// principal over the same table versions is answered without running again (see the
+    /// README). 0: off. Default 256.
+    pub result_cache_mb: u64,
     /// Accept JWTs from a company identity provider as bearer tokens.
     pub jwt: Option<JwtSettings>,
 }
@@ -350,6 +354,7 @@ impl Default for ServerSettings {
             audit: true,
             audit_flush_secs: 10,
             query_memory_limit_mb: 1024,
+            result_cache_mb: 256,
             jwt: None,
         }
     }

@@ -113,6 +113,7 @@ fn values_no_batch_can_hold_are_refused_and_panics_cost_one_query() {
             "SELECT overlay('abc' PLACING 'x' FROM -5 FOR 9223372036854775807)",
             "SELECT TIMESTAMP 2",
             "SELECT abs(1, 2)",
+            "SELECT CAST(store_id AS DECIMAL(5, -5)) FROM sales.silver.stores",
             &format!("SELECT CAST({} AS BIGINT)", "9".repeat(100_000)),
         ] {
             let s = error_of(&mut c, sql).await;
@@ -160,5 +161,20 @@ fn decimal_literals_and_union_types_give_right_answers() {
         )
         .await;
         assert!(out.contains("552376.27"), "{out}");
+        // Exponent literals are whole numbers, whatever they are combined with.
+        let out = query(
+            &mut c,
+            "SELECT 1e5 AS a, 1.5e3 AS b, 1e5 * count(*) AS c, 1e40 > 1 AS d, 2e3 = 2000 AS e \
+             FROM sales.silver.stores",
+        )
+        .await;
+        assert!(out.contains("| 100000 | 1500 | "), "{out}");
+        assert!(out.contains("| true | true |"), "{out}");
+        let out = query(
+            &mut c,
+            "SELECT DISTINCT round(1e5 * store_id, 1) AS r FROM sales.raw.stores ORDER BY 1 LIMIT 1",
+        )
+        .await;
+        assert!(out.contains("| 100000"), "{out}");
     });
 }

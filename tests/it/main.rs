@@ -10,5 +10,6 @@ mod limits;
 mod lineage;
 mod pipeline;
 mod products;
+mod results;
 mod service;
 mod spec;

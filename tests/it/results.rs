@@ -1,0 +1,145 @@
+//! The result cache, through the query service every front end uses: repeated queries are
+//! answered from it, never across a publish, a difference in policy or a volatile function.
+
+use std::sync::Arc;
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use futures::TryStreamExt;
+use meshql::service::{CacheStats, Call, QueryService, Rpc};
+use meshql::spec::DatasetName;
+use meshql::storage::{CommitMetadata, WriteMode};
+
+use crate::common::{build_all, demo_mesh, edit, engine, runtime};
+
+async fn answer(service: &QueryService, who: &str, sql: &str) -> String {
+    let call = Call::new(service.principal_named(who).unwrap(), Rpc::DoGet);
+    let stream = service
+        .execute(&call, service.default_path(), sql, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batches: Vec<_> = stream.try_collect().await.expect("stream");
+    pretty_format_batches(&batches).unwrap().to_string()
+}
+
+fn stats(service: &QueryService) -> CacheStats {
+    service.results().stats()
+}
+
+#[test]
+fn repeated_queries_are_answered_from_the_cache_until_a_table_is_published() {
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        let e = engine(dir.path());
+        build_all(&e).await;
+        let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
+        assert!(service.results().enabled(), "on by default");
+        let sql = "SELECT region, sum(revenue) AS revenue FROM finance.gold.revenue_vs_target GROUP BY region ORDER BY region";
+
+        let first = answer(&service, "finance", sql).await;
+        assert!(first.contains("north"), "{first}");
+        assert_eq!((stats(&service).hits, stats(&service).entries), (0, 1));
+        let again = answer(&service, "finance", sql).await;
+        assert_eq!(again, first);
+        assert_eq!(stats(&service).hits, 1);
+        // Spelled differently, planned the same: the same answer.
+        let spelled = sql.replace("SELECT", "select").replace("  ", " ");
+        assert_eq!(answer(&service, "finance", &spelled).await, first);
+        assert_eq!(stats(&service).hits, 2);
+
+        // A publish makes a new version: the next query reads it.
+        let state = e.session();
+        let name = DatasetName::new("finance", "gold", "revenue_vs_target");
+        let plan = e
+            .plan("SELECT * FROM finance.gold.revenue_vs_target WHERE region <> 'north'", &state)
+            .await
+            .unwrap();
+        e.catalog()
+            .publish(&name, plan, &state, &WriteMode::Replace, CommitMetadata::new())
+            .await
+            .unwrap();
+        let after = answer(&service, "finance", sql).await;
+        assert!(!after.contains("north"), "{after}");
+        assert_eq!(stats(&service).hits, 2, "the old answer was not served");
+        assert_eq!(answer(&service, "finance", sql).await, after);
+        assert_eq!(stats(&service).hits, 3);
+    });
+}
+
+#[test]
+fn principals_share_an_answer_only_when_their_policies_shape_the_query_alike() {
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        let e = engine(dir.path());
+        build_all(&e).await;
+        let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
+        // Customer ids are pii: hashed for everyone outside the sales team.
+        let sql = "SELECT customer_id FROM sales.gold.customer_value ORDER BY customer_id LIMIT 3";
+        let sales = answer(&service, "sales", sql).await;
+        let marketing = answer(&service, "marketing", sql).await;
+        assert_ne!(sales, marketing, "the mask applies to marketing");
+        assert_eq!(stats(&service).hits, 0);
+        assert_eq!(answer(&service, "marketing", sql).await, marketing);
+        assert_eq!(answer(&service, "sales", sql).await, sales);
+        assert_eq!(stats(&service).hits, 2);
+        // Two principals governed identically share the entry.
+        assert_eq!(answer(&service, "analyst", sql).await, marketing);
+        assert_eq!(stats(&service).hits, 3);
+    });
+}
+
+#[test]
+fn volatile_functions_table_functions_and_the_system_catalog_are_never_kept() {
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        let e = engine(dir.path());
+        build_all(&e).await;
+        let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
+        for sql in [
+            "SELECT random() AS r, count(*) AS n FROM sales.silver.stores",
+            "SELECT now() AS t FROM sales.silver.stores LIMIT 1",
+            "SELECT count(*) AS n FROM sales.silver.stores WHERE current_date() > DATE '2000-01-01'",
+            "SELECT count(*) AS n FROM generate_series(1, 10)",
+            "SELECT count(*) AS n FROM mesh.catalog.datasets",
+            "EXPLAIN SELECT * FROM sales.silver.stores",
+        ] {
+            answer(&service, "admin", sql).await;
+            answer(&service, "admin", sql).await;
+            let s = stats(&service);
+            assert_eq!((s.hits, s.entries), (0, 0), "{sql}");
+        }
+    });
+}
+
+#[test]
+fn large_answers_are_streamed_but_not_kept_and_the_cache_can_be_turned_off() {
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        build_all(&engine(dir.path())).await;
+        edit(
+            &dir.path().join("catalog/mesh.yaml"),
+            "server:\n",
+            "server:\n  result_cache_mb: 1\n",
+        );
+        let service = QueryService::unaudited(engine(dir.path())).unwrap();
+        // 5,860 rows: more than a sixteenth of 1 MiB.
+        let all = "SELECT * FROM sales.silver.clean_transactions";
+        let first = answer(&service, "admin", all).await;
+        assert_eq!(answer(&service, "admin", all).await, first);
+        assert_eq!((stats(&service).hits, stats(&service).entries), (0, 0));
+        let small = "SELECT count(*) AS n FROM sales.silver.clean_transactions";
+        answer(&service, "admin", small).await;
+        answer(&service, "admin", small).await;
+        assert_eq!(stats(&service).hits, 1);
+
+        edit(
+            &dir.path().join("catalog/mesh.yaml"),
+            "result_cache_mb: 1\n",
+            "result_cache_mb: 0\n",
+        );
+        let service = QueryService::unaudited(engine(dir.path())).unwrap();
+        assert!(!service.results().enabled());
+        answer(&service, "admin", small).await;
+        answer(&service, "admin", small).await;
+        assert_eq!(stats(&service), CacheStats::default());
+    });
+}
