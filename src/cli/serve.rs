@@ -12,6 +12,15 @@ use meshql::{Error, Result};
 
 use super::progress::RunDisplay;
 
+/// Prints a line for the operator. A server outlives whoever reads its output: a closed pipe
+/// must not stop it (`println!` would panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub async fn serve(dir: &Path, addr: Option<SocketAddr>, no_build: bool) -> Result<ExitCode> {
     // In a folder without a mesh, the tables of its warehouse are served.
     let mesh = match super::has_mesh_file(dir) {
@@ -44,10 +53,11 @@ pub async fn serve(dir: &Path, addr: Option<SocketAddr>, no_build: bool) -> Resu
     let server = Server::bind(Arc::clone(&engine), addr).await?;
     banner(&engine, &server);
     for s in meshql::pipeline::scheduled(engine.mesh()) {
-        println!("schedule: {} at `{}`", s.node, s.expression);
+        say!("schedule: {} at `{}`", s.node, s.expression);
     }
     let maintenance = Maintenance::start(&engine);
-    let served = server.serve(shutdown_signal()).await;
+    let grace = std::time::Duration::from_secs(engine.mesh().server.shutdown_grace_secs);
+    let served = server.serve(shutdown_signal(grace)).await;
     maintenance.stop().await;
     served?;
     Ok(ExitCode::SUCCESS)
@@ -68,7 +78,7 @@ fn banner(engine: &Engine, server: &Server) {
         .into_iter()
         .filter(|n| n.domain != meshql::catalog::SYSTEM_CATALOG)
         .collect();
-    println!(
+    say!(
         "meshql serving mesh `{}` ({} domains, {} datasets) on {scheme}://{local}",
         mesh.name,
         mesh.domains.len(),
@@ -84,14 +94,15 @@ fn banner(engine: &Engine, server: &Server) {
         } else {
             " --user USER --password PASSWORD"
         };
-        println!(
+        say!(
             "try:  meshql query --server {scheme}://{local}{login} \"SELECT * FROM {table} LIMIT 10\""
         );
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM: the server stops accepting calls and finishes the running ones.
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM: the server stops accepting calls and finishes the running ones,
+/// for `grace` at most (`server.shutdown_grace_secs`; then the process exits, whatever still runs).
+async fn shutdown_signal(grace: std::time::Duration) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -111,5 +122,17 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-    println!("shutting down");
+    say!(
+        "shutting down: finishing running requests (at most {} s)",
+        grace.as_secs()
+    );
+    // A thread of its own: it must fire even if every runtime thread is busy.
+    std::thread::spawn(move || {
+        std::thread::sleep(grace);
+        say!(
+            "requests still running {} s after the shutdown signal; exiting",
+            grace.as_secs()
+        );
+        std::process::exit(0);
+    });
 }

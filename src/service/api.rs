@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::admission::{self, StreamLimits};
 use super::audit::{AuditLog, AuditRecord};
 use super::cancel::{self, CancelKey};
+use super::parked::ParkedPlans;
 use super::results::ResultCache;
 use super::rpc::{Call, Rpc};
 use crate::engine::{Engine, SearchPath};
@@ -25,6 +26,7 @@ pub struct QueryService {
     pub(super) running: Arc<cancel::Running>,
     pub(super) audit: AuditLog,
     pub(super) results: ResultCache,
+    pub(super) parked: ParkedPlans,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -67,6 +69,7 @@ impl QueryService {
             limits: StreamLimits::from_settings(&settings),
             running: Arc::default(),
             results: ResultCache::new(settings.result_cache_mb),
+            parked: ParkedPlans::default(),
             audit: AuditLog::start(
                 Arc::clone(&engine),
                 audit,

@@ -14,6 +14,7 @@ mod audit;
 mod cancel;
 mod ingest;
 mod listings;
+mod parked;
 mod query;
 mod results;
 mod rpc;

@@ -8,6 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::logical_expr::LogicalPlan;
 use futures::stream::AbortHandle;
 
@@ -23,6 +24,7 @@ use crate::governance::{Context, Governed, govern};
 use crate::spec::{Action, DatasetName};
 
 /// A statement planned and governed for one principal, not yet running.
+#[derive(Clone)]
 pub struct Planned {
     /// The governed logical plan (placeholders unbound).
     pub plan: LogicalPlan,
@@ -58,6 +60,13 @@ impl QueryService {
         }
         self.audit.record(record.outcome(&result));
         result
+    }
+
+    /// Keeps `planned` (what [`QueryService::plan`] answered for the caller's `sql` in `path`)
+    /// for a later [`QueryService::execute`] of the same statement, which then does not plan
+    /// again; answers the id to pass it. Kept a minute at most, and only once.
+    pub fn park(&self, call: &Call, path: &SearchPath, sql: &str, planned: &Planned) -> u128 {
+        self.parked.park(&call.principal.name, sql, path, planned)
     }
 
     /// Plans `sql` as `principal` would run it, unaudited: what `meshql policy explain` shows.
@@ -140,9 +149,10 @@ impl QueryService {
     }
 
     /// Runs `sql` for the caller with one row of `params` bound: waits for a slot, plans within
-    /// the query's deadline and answers the result stream, in the schema [`QueryService::plan`]
-    /// announced. A `cancel` key lets [`QueryService::cancel`] stop it; the audit record is
-    /// written when the stream ends.
+    /// the query's deadline (or takes the plan parked under `parked`, see
+    /// [`QueryService::park`]) and answers the result stream, in the schema
+    /// [`QueryService::plan`] announced. A `cancel` key lets [`QueryService::cancel`] stop it;
+    /// the audit record is written when the stream ends.
     pub async fn execute(
         &self,
         call: &Call,
@@ -150,11 +160,12 @@ impl QueryService {
         sql: &str,
         params: Option<&RecordBatch>,
         cancel: Option<CancelKey>,
+        parked: Option<u128>,
     ) -> Result<QueryStream> {
         let mut record = AuditRecord::of(call);
         record.sql = Some(sql.to_string());
         let started = self
-            .start(call, path, sql, params, cancel, &mut record)
+            .start(call, path, sql, params, cancel, parked, &mut record)
             .await;
         match started {
             Ok(stream) => Ok(stream),
@@ -165,6 +176,7 @@ impl QueryService {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
         call: &Call,
@@ -172,6 +184,7 @@ impl QueryService {
         sql: &str,
         params: Option<&RecordBatch>,
         cancel: Option<CancelKey>,
+        parked: Option<u128>,
         record: &mut AuditRecord,
     ) -> Result<QueryStream> {
         if let Some(key) = &cancel
@@ -184,7 +197,11 @@ impl QueryService {
         let permit = self.admission.admit().await?;
         // One deadline for planning and streaming.
         let deadline = self.limits.timeout.map(|t| tokio::time::Instant::now() + t);
-        let planned = self.plan_within(call, path, sql, params, deadline).await?;
+        let parked = parked.and_then(|id| self.parked.take(id, &call.principal.name, sql, path));
+        let planned = match parked {
+            Some(planned) => planned,
+            None => self.plan_within(call, path, sql, params, deadline).await?,
+        };
         record.tables = planned.read.iter().cloned().collect();
         record.masked = planned.masked.iter().cloned().collect();
         let plan = bind_first(planned.plan, params)?;
@@ -213,6 +230,8 @@ impl QueryService {
         };
         let (abort, registration) = AbortHandle::new_pair();
         let registered = cancel.map(|key| self.running.register(key, abort));
+        let sending = MemoryConsumer::new("result batch being sent")
+            .register(&planned.state.runtime_env().memory_pool);
         Ok(QueryStream::new(
             planned.schema,
             stream,
@@ -223,7 +242,8 @@ impl QueryService {
             deadline,
             (self.audit.clone(), record.clone()),
         )
-        .keeping(fill))
+        .keeping(fill)
+        .reserving(sending))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::common::{build_all, demo_mesh, edit, engine, runtime};
 async fn answer(service: &QueryService, who: &str, sql: &str) -> String {
     let call = Call::new(service.principal_named(who).unwrap(), Rpc::DoGet);
     let stream = service
-        .execute(&call, service.default_path(), sql, None, None)
+        .execute(&call, service.default_path(), sql, None, None, None)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let batches: Vec<_> = stream.try_collect().await.expect("stream");
@@ -141,5 +141,78 @@ fn large_answers_are_streamed_but_not_kept_and_the_cache_can_be_turned_off() {
         answer(&service, "admin", small).await;
         answer(&service, "admin", small).await;
         assert_eq!(stats(&service), CacheStats::default());
+    });
+}
+
+#[test]
+fn a_statement_announced_is_run_from_the_plan_made_for_it_once() {
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        let e = engine(dir.path());
+        build_all(&e).await;
+        // Without the result cache, so that every answer below is computed.
+        edit(
+            &dir.path().join("catalog/mesh.yaml"),
+            "server:\n",
+            "server:\n  result_cache_mb: 0\n",
+        );
+        let e = engine(dir.path());
+        let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
+        let path = service.default_path().clone();
+        let finance = Call::new(service.principal_named("finance").unwrap(), Rpc::DoGet);
+        let sql = "SELECT count(*) AS n FROM finance.gold.revenue_vs_target";
+        let run = |id: Option<u128>, call: Call| {
+            let service = &service;
+            let path = path.clone();
+            async move {
+                let stream = service
+                    .execute(&call, &path, sql, None, None, id)
+                    .await
+                    .unwrap();
+                let batches: Vec<_> = stream.try_collect().await.unwrap();
+                pretty_format_batches(&batches).unwrap().to_string()
+            }
+        };
+        let before = run(None, finance.clone()).await;
+
+        // Planned and parked, then the table changes: the parked plan reads what it was planned
+        // over, once; asked again, the statement is planned afresh.
+        let planned = service.plan(&finance, &path, sql, None).await.unwrap();
+        let id = service.park(&finance, &path, sql, &planned);
+        let other = service.park(&finance, &path, sql, &planned);
+        let state = e.session();
+        let plan = e
+            .plan(
+                "SELECT * FROM finance.gold.revenue_vs_target WHERE region <> 'north'",
+                &state,
+            )
+            .await
+            .unwrap();
+        e.catalog()
+            .publish(
+                &DatasetName::new("finance", "gold", "revenue_vs_target"),
+                plan,
+                &state,
+                &WriteMode::Replace,
+                CommitMetadata::new(),
+            )
+            .await
+            .unwrap();
+        let now = run(None, finance.clone()).await;
+        assert_ne!(now, before);
+        assert_eq!(
+            run(Some(id), finance.clone()).await,
+            before,
+            "the parked plan"
+        );
+        assert_eq!(run(Some(id), finance.clone()).await, now, "taken once");
+        // Another principal's call never takes it.
+        let admin = Call::new(service.principal_named("admin").unwrap(), Rpc::DoGet);
+        assert_eq!(run(Some(other), admin).await, now);
+        assert_eq!(
+            run(Some(other), finance).await,
+            now,
+            "gone with the refused attempt"
+        );
     });
 }

@@ -159,13 +159,13 @@ fn ingest_targets_runs_and_cancellation_are_decided_by_the_service() {
         let key = meshql::service::cancel_key(b"some ticket");
         assert!(!service.cancel(&admin, &[key]), "nothing was running");
         let err = service
-            .execute(&admin, &path, "SELECT 1", None, Some(key))
+            .execute(&admin, &path, "SELECT 1", None, Some(key), None)
             .await
             .err()
             .expect("refused");
         assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
         let stream = service
-            .execute(&admin, &path, "SELECT 1 AS one", None, None)
+            .execute(&admin, &path, "SELECT 1 AS one", None, None, None)
             .await
             .unwrap();
         let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await.unwrap();

@@ -48,9 +48,12 @@ pub async fn flight_info(
             .map(|i| Some(batch.slice(i, 1)))
             .collect(),
     };
+    // One endpoint runs the plan just made; more (a batch of parameter rows) plan their own.
+    let parked = (rows.len() == 1).then(|| flight.service.park(call, path, sql, &planned));
     for row in rows {
         let mut statement = SignedStatement::new(sql, &call.principal, path);
         statement.params = row.as_ref().map(encode_batch).transpose()?;
+        statement.plan = parked;
         let handle = statement.sign(flight.service.signer(), Purpose::Ticket)?;
         let ticket = TicketStatementQuery {
             statement_handle: handle.into(),
@@ -79,6 +82,7 @@ pub async fn do_get(flight: &FlightSql, call: &Call, handle: &[u8]) -> Result<Do
             &statement.sql,
             params.as_ref(),
             Some(cancel_key(handle)),
+            statement.plan,
         )
         .await?;
     let keep_views = flight.keep_views;

@@ -20,6 +20,9 @@ pub struct SignedStatement {
     /// Domain and layer where unqualified names resolve (the session's, when it was issued).
     pub domain: String,
     pub layer: String,
+    /// The plan GetFlightInfo parked for this statement (see `QueryService::park`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<u128>,
 }
 
 /// What the signed bytes are for; a ticket cannot be used as a handle or the reverse.
@@ -53,6 +56,7 @@ impl SignedStatement {
             params: None,
             domain: path.domain.clone(),
             layer: path.layer.clone(),
+            plan: None,
         }
     }
 
