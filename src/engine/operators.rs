@@ -6,6 +6,13 @@
 //! allocation aborts the process. A last physical-optimizer rule takes the limit hint away from
 //! aggregations with a large limit; they run as plain aggregations (spilling, accounted) and the
 //! limit still applies above them.
+//!
+//! Operators that emit many batches for each batch they read — joins (a cross join of six
+//! tables emits without end), `UNNEST`, recursive queries — never return `Pending` while they
+//! emit, so the task running them would never give its thread back: a deadline could not fire,
+//! a cancelled query could not stop, and two such queries would hold every runtime thread. A
+//! second rule puts them under DataFusion's `CooperativeExec`, which yields to the scheduler
+//! once the task's budget is spent (DataFusion's own rule only covers leaves and exchanges).
 
 use std::sync::Arc;
 
@@ -17,6 +24,12 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::joins::{
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec, SymmetricHashJoinExec,
+};
+use datafusion::physical_plan::recursive_query::RecursiveQueryExec;
+use datafusion::physical_plan::unnest::UnnestExec;
 
 /// Largest limit an aggregation may size its tables by.
 pub const MAX_AGGREGATE_LIMIT: usize = 100_000;
@@ -26,6 +39,7 @@ pub fn guarded(state: SessionState) -> SessionState {
     let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
         state.physical_optimizers().to_vec();
     rules.push(Arc::new(CapAggregateLimits));
+    rules.push(Arc::new(CooperativeProducers));
     SessionStateBuilder::new_from_existing(state)
         .with_physical_optimizer_rules(rules)
         .build()
@@ -57,6 +71,47 @@ impl PhysicalOptimizerRule for CapAggregateLimits {
 
     fn name(&self) -> &str {
         "meshql_cap_aggregate_limits"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug)]
+struct CooperativeProducers;
+
+/// Whether `plan` can emit batch after batch without polling its inputs.
+fn emits_without_reading(plan: &dyn ExecutionPlan) -> bool {
+    let any = plan.as_any();
+    any.is::<CrossJoinExec>()
+        || any.is::<NestedLoopJoinExec>()
+        || any.is::<HashJoinExec>()
+        || any.is::<SortMergeJoinExec>()
+        || any.is::<SymmetricHashJoinExec>()
+        || any.is::<UnnestExec>()
+        || any.is::<RecursiveQueryExec>()
+}
+
+impl PhysicalOptimizerRule for CooperativeProducers {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            if emits_without_reading(node.as_ref()) {
+                let wrapped: Arc<dyn ExecutionPlan> = Arc::new(CooperativeExec::new(node));
+                Ok(Transformed::yes(wrapped))
+            } else {
+                Ok(Transformed::no(node))
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "meshql_cooperative_producers"
     }
 
     fn schema_check(&self) -> bool {

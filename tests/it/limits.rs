@@ -86,6 +86,31 @@ fn planning_stops_at_its_budget_and_the_server_goes_on() {
 }
 
 #[test]
+fn an_endless_join_stops_at_its_deadline_and_frees_the_server() {
+    runtime().block_on(async {
+        let (_dir, addr, _stop) = serve_with("  query_timeout_secs: 2\n", true).await;
+        let mut c = client(addr).await;
+        // 5,860^6 rows, no statistics can count them: the join emits batch after batch without
+        // reading, and must still give its threads back.
+        let t = "sales.silver.clean_transactions";
+        let sql = format!("SELECT count(*) FROM {t} a, {t} b, {t} c, {t} d, {t} e, {t} f");
+        let started = std::time::Instant::now();
+        let s = tokio::time::timeout(std::time::Duration::from_secs(20), error_of(&mut c, &sql))
+            .await
+            .expect("the deadline fired");
+        assert_eq!(s.code(), Code::DeadlineExceeded, "{s:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            query(&mut c, "SELECT 41 + 1 AS answer"),
+        )
+        .await
+        .expect("the server answers");
+        assert!(answer.contains("42"));
+    });
+}
+
+#[test]
 fn values_no_batch_can_hold_are_refused_and_panics_cost_one_query() {
     runtime().block_on(async {
         let (_dir, addr, _stop) = serve_with("  query_memory_limit_mb: 256\n", true).await;
