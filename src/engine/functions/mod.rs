@@ -203,7 +203,17 @@ impl Guarded {
     }
 
     fn check(&self, args: &ScalarFunctionArgs) -> Result<()> {
-        let rows = args.number_rows;
+        // Constant arguments build one value even for a batch of no rows (how constant folding
+        // and IN lists evaluate them).
+        let constant = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let rows = if constant {
+            args.number_rows.max(1)
+        } else {
+            args.number_rows
+        };
         let a = &args.args;
         let bytes: u128 = match self.rule {
             Rule::Repeat if a.len() == 2 => {
