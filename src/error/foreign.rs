@@ -33,6 +33,8 @@ const USER_MISTAKES_REPORTED_AS_INTERNAL: &[&str] = &[
     "Unsupported data type",
     // `regexp_like(x, '\\1')`: an invalid pattern, wrapped by `regexp_like` as Internal.
     "Regular expression did not compile",
+    // `true BETWEEN 1 AND 2`: bounds of a type the expression cannot be compared with.
+    "in BETWEEN expression",
 ];
 
 /// One step of the walk: a final answer, or the next cause to look at.

@@ -141,6 +141,7 @@ fn values_no_batch_can_hold_are_refused_and_panics_cost_one_query() {
             "SELECT overlay('abc' PLACING 'x' FROM -5 FOR 9223372036854775807)",
             "SELECT TIMESTAMP 2",
             "SELECT abs(1, 2)",
+            "SELECT (1 = 1) BETWEEN 1 AND 2",
             "SELECT CAST(store_id AS DECIMAL(5, -5)) FROM sales.silver.stores",
             &format!("SELECT CAST({} AS BIGINT)", "9".repeat(100_000)),
         ] {
