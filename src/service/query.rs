@@ -8,7 +8,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
-use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::logical_expr::LogicalPlan;
 use futures::stream::AbortHandle;
 
@@ -230,8 +229,6 @@ impl QueryService {
         };
         let (abort, registration) = AbortHandle::new_pair();
         let registered = cancel.map(|key| self.running.register(key, abort));
-        let sending = MemoryConsumer::new("result batch being sent")
-            .register(&planned.state.runtime_env().memory_pool);
         Ok(QueryStream::new(
             planned.schema,
             stream,
@@ -242,8 +239,7 @@ impl QueryService {
             deadline,
             (self.audit.clone(), record.clone()),
         )
-        .keeping(fill)
-        .reserving(sending))
+        .keeping(fill))
     }
 }
 

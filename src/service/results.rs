@@ -42,11 +42,15 @@ struct Kept {
     batches: Vec<RecordBatch>,
 }
 
-/// Hits and misses since the server started.
+/// What the cache did since the server started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
+    /// Queries answered from the cache.
     pub hits: u64,
+    /// Queries whose answer could be kept but was not there (answers that may never be kept
+    /// are not looked up).
     pub misses: u64,
+    /// Answers kept, and their bytes.
     pub entries: u64,
     pub bytes: u64,
 }

@@ -1,8 +1,7 @@
 //! A query's result stream with everything that must live and be checked as long as it runs:
-//! its admission slot, its cancellation registration, its deadline, its row cap, the memory of
-//! the batch on its way to the client (reserved in the query's pool like an operator's, so
-//! large results count against `server.query_memory_limit_mb` and the shared pool) and its audit
-//! record (written when the stream ends or is dropped). A cancelled, timed-out or oversized
+//! its admission slot, its cancellation registration, its deadline, its row cap, the recording
+//! of its answer for the result cache and its audit record (written when the stream ends or is
+//! dropped). A cancelled, timed-out or oversized
 //! query ends with an error, never as a silently short result.
 
 use std::pin::Pin;
@@ -12,7 +11,6 @@ use std::task::{Context, Poll};
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::Stream;
 use futures::stream::{AbortRegistration, Abortable};
@@ -37,8 +35,6 @@ pub struct QueryStream {
     audit: Option<(AuditLog, AuditRecord)>,
     /// Records the answer for the result cache, when it may be kept.
     fill: Option<ResultFill>,
-    /// The memory of the batch last handed out, which the front end is still sending.
-    sending: Option<MemoryReservation>,
     _registered: Option<Registered>,
     _permit: OwnedSemaphorePermit,
 }
@@ -68,16 +64,9 @@ impl QueryStream {
             done: false,
             audit: Some(audit),
             fill: None,
-            sending: None,
             _registered: registered,
             _permit: permit,
         }
-    }
-
-    /// Reserves each batch handed out in `reservation`'s pool until the next one is asked for.
-    pub(super) fn reserving(mut self, reservation: MemoryReservation) -> Self {
-        self.sending = Some(reservation);
-        self
     }
 
     /// Records the answer into `fill` as it streams; kept if the stream ends cleanly.
@@ -94,7 +83,6 @@ impl QueryStream {
     fn finish(&mut self, e: Error) -> Poll<Option<Result<RecordBatch>>> {
         self.done = true;
         self.fill = None;
-        self.sending = None;
         if let Some((_, record)) = &mut self.audit {
             record.fail(&e);
         }
@@ -130,10 +118,6 @@ impl Stream for QueryStream {
         if self.done {
             return Poll::Ready(None);
         }
-        // The previous batch has been taken by the front end.
-        if let Some(r) = &mut self.sending {
-            r.free();
-        }
         // Checked before every batch (a fast producer is never pending) and woken by the timer
         // while the query computes.
         if let Some((sleep, secs)) = &mut self.deadline
@@ -159,11 +143,6 @@ impl Stream for QueryStream {
                         "the result has more than {max} rows (server.max_result_rows); narrow the query or add LIMIT"
                     )));
                 }
-                if let Some(r) = &mut self.sending
-                    && let Err(e) = r.try_grow(batch.get_array_memory_size())
-                {
-                    return self.finish(Error::from(e));
-                }
                 match self.announced(batch) {
                     Ok(batch) => {
                         if let Some(fill) = &mut self.fill
@@ -182,7 +161,6 @@ impl Stream for QueryStream {
             )),
             None => {
                 self.done = true;
-                self.sending = None;
                 if let Some(fill) = self.fill.take() {
                     fill.complete();
                 }

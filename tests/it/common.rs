@@ -229,9 +229,9 @@ pub async fn error_of(client: &mut Client, sql: &str) -> tonic::Status {
     }
 }
 
-/// The demo mesh served with `settings` (lines under `server:`), built first (without them)
-/// when `build` is set.
-pub async fn serve_with(settings: &str, build: bool) -> (TempDir, SocketAddr, oneshot::Sender<()>) {
+/// A copy of the demo mesh with `settings` (lines under `server:`) and its engine, built first
+/// (without them) when `build` is set.
+pub async fn demo_with(settings: &str, build: bool) -> (TempDir, Arc<Engine>) {
     let dir = demo_mesh();
     if build {
         build_all(&engine(dir.path())).await;
@@ -242,6 +242,12 @@ pub async fn serve_with(settings: &str, build: bool) -> (TempDir, SocketAddr, on
         &format!("server:\n{settings}"),
     );
     let engine = engine(dir.path());
+    (dir, engine)
+}
+
+/// The demo mesh served with `settings` (see [`demo_with`]).
+pub async fn serve_with(settings: &str, build: bool) -> (TempDir, SocketAddr, oneshot::Sender<()>) {
+    let (dir, engine) = demo_with(settings, build).await;
     let (addr, stop) = start_server(engine).await;
     (dir, addr, stop)
 }

@@ -575,14 +575,11 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn a_query_past_its_memory_cap_fails_alone_and_requests_are_audited() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        build_all(&engine(dir.path())).await;
-        edit(
-            &dir.path().join("catalog/mesh.yaml"),
-            "server:\n",
-            "server:\n  query_memory_limit_mb: 16\n  query_timeout_secs: 2\n  audit_flush_secs: 1\n",
-        );
-        let e = engine(dir.path());
+        let (_dir, e) = crate::common::demo_with(
+            "  query_memory_limit_mb: 16\n  query_timeout_secs: 2\n  audit_flush_secs: 1\n",
+            true,
+        )
+        .await;
         let (addr, _stop) = start_server(Arc::clone(&e)).await;
         let mut heavy = client_as(addr, "analyst").await;
         let mut other = client_as(addr, "marketing").await;

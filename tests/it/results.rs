@@ -9,7 +9,39 @@ use meshql::service::{CacheStats, Call, QueryService, Rpc};
 use meshql::spec::DatasetName;
 use meshql::storage::{CommitMetadata, WriteMode};
 
-use crate::common::{build_all, demo_mesh, edit, engine, runtime};
+use meshql::engine::Engine;
+use tempfile::TempDir;
+
+use crate::common::{demo_with, runtime};
+
+/// The built demo mesh with `settings` under `server:`, its engine and an unaudited service.
+async fn built(settings: &str) -> (TempDir, Arc<Engine>, Arc<QueryService>) {
+    let (dir, e) = demo_with(settings, true).await;
+    let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
+    (dir, e, service)
+}
+
+/// Publishes a new version of `finance.gold.revenue_vs_target` without the north region.
+async fn publish_without_north(e: &Engine) {
+    let state = e.session();
+    let plan = e
+        .plan(
+            "SELECT * FROM finance.gold.revenue_vs_target WHERE region <> 'north'",
+            &state,
+        )
+        .await
+        .unwrap();
+    e.catalog()
+        .publish(
+            &DatasetName::new("finance", "gold", "revenue_vs_target"),
+            plan,
+            &state,
+            &WriteMode::Replace,
+            CommitMetadata::new(),
+        )
+        .await
+        .unwrap();
+}
 
 async fn answer(service: &QueryService, who: &str, sql: &str) -> String {
     let call = Call::new(service.principal_named(who).unwrap(), Rpc::DoGet);
@@ -28,10 +60,7 @@ fn stats(service: &QueryService) -> CacheStats {
 #[test]
 fn repeated_queries_are_answered_from_the_cache_until_a_table_is_published() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        let e = engine(dir.path());
-        build_all(&e).await;
-        let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
+        let (_dir, e, service) = built("").await;
         assert!(service.results().enabled(), "on by default");
         let sql = "SELECT region, sum(revenue) AS revenue FROM finance.gold.revenue_vs_target GROUP BY region ORDER BY region";
 
@@ -47,16 +76,7 @@ fn repeated_queries_are_answered_from_the_cache_until_a_table_is_published() {
         assert_eq!(stats(&service).hits, 2);
 
         // A publish makes a new version: the next query reads it.
-        let state = e.session();
-        let name = DatasetName::new("finance", "gold", "revenue_vs_target");
-        let plan = e
-            .plan("SELECT * FROM finance.gold.revenue_vs_target WHERE region <> 'north'", &state)
-            .await
-            .unwrap();
-        e.catalog()
-            .publish(&name, plan, &state, &WriteMode::Replace, CommitMetadata::new())
-            .await
-            .unwrap();
+        publish_without_north(&e).await;
         let after = answer(&service, "finance", sql).await;
         assert!(!after.contains("north"), "{after}");
         assert_eq!(stats(&service).hits, 2, "the old answer was not served");
@@ -68,10 +88,7 @@ fn repeated_queries_are_answered_from_the_cache_until_a_table_is_published() {
 #[test]
 fn principals_share_an_answer_only_when_their_policies_shape_the_query_alike() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        let e = engine(dir.path());
-        build_all(&e).await;
-        let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
+        let (_dir, _e, service) = built("").await;
         // Customer ids are pii: hashed for everyone outside the sales team.
         let sql = "SELECT customer_id FROM sales.gold.customer_value ORDER BY customer_id LIMIT 3";
         let sales = answer(&service, "sales", sql).await;
@@ -90,10 +107,7 @@ fn principals_share_an_answer_only_when_their_policies_shape_the_query_alike() {
 #[test]
 fn volatile_functions_table_functions_and_the_system_catalog_are_never_kept() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        let e = engine(dir.path());
-        build_all(&e).await;
-        let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
+        let (_dir, _e, service) = built("").await;
         for sql in [
             "SELECT random() AS r, count(*) AS n FROM sales.silver.stores",
             "SELECT now() AS t FROM sales.silver.stores LIMIT 1",
@@ -113,14 +127,7 @@ fn volatile_functions_table_functions_and_the_system_catalog_are_never_kept() {
 #[test]
 fn large_answers_are_streamed_but_not_kept_and_the_cache_can_be_turned_off() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        build_all(&engine(dir.path())).await;
-        edit(
-            &dir.path().join("catalog/mesh.yaml"),
-            "server:\n",
-            "server:\n  result_cache_mb: 1\n",
-        );
-        let service = QueryService::unaudited(engine(dir.path())).unwrap();
+        let (_dir, _e, service) = built("  result_cache_mb: 1\n").await;
         // 5,860 rows: more than a sixteenth of 1 MiB.
         let all = "SELECT * FROM sales.silver.clean_transactions";
         let first = answer(&service, "admin", all).await;
@@ -131,12 +138,7 @@ fn large_answers_are_streamed_but_not_kept_and_the_cache_can_be_turned_off() {
         answer(&service, "admin", small).await;
         assert_eq!(stats(&service).hits, 1);
 
-        edit(
-            &dir.path().join("catalog/mesh.yaml"),
-            "result_cache_mb: 1\n",
-            "result_cache_mb: 0\n",
-        );
-        let service = QueryService::unaudited(engine(dir.path())).unwrap();
+        let (_dir, _e, service) = built("  result_cache_mb: 0\n").await;
         assert!(!service.results().enabled());
         answer(&service, "admin", small).await;
         answer(&service, "admin", small).await;
@@ -147,17 +149,8 @@ fn large_answers_are_streamed_but_not_kept_and_the_cache_can_be_turned_off() {
 #[test]
 fn a_statement_announced_is_run_from_the_plan_made_for_it_once() {
     runtime().block_on(async {
-        let dir = demo_mesh();
-        let e = engine(dir.path());
-        build_all(&e).await;
         // Without the result cache, so that every answer below is computed.
-        edit(
-            &dir.path().join("catalog/mesh.yaml"),
-            "server:\n",
-            "server:\n  result_cache_mb: 0\n",
-        );
-        let e = engine(dir.path());
-        let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
+        let (_dir, e, service) = built("  result_cache_mb: 0\n").await;
         let path = service.default_path().clone();
         let finance = Call::new(service.principal_named("finance").unwrap(), Rpc::DoGet);
         let sql = "SELECT count(*) AS n FROM finance.gold.revenue_vs_target";
@@ -180,24 +173,7 @@ fn a_statement_announced_is_run_from_the_plan_made_for_it_once() {
         let planned = service.plan(&finance, &path, sql, None).await.unwrap();
         let id = service.park(&finance, &path, sql, &planned);
         let other = service.park(&finance, &path, sql, &planned);
-        let state = e.session();
-        let plan = e
-            .plan(
-                "SELECT * FROM finance.gold.revenue_vs_target WHERE region <> 'north'",
-                &state,
-            )
-            .await
-            .unwrap();
-        e.catalog()
-            .publish(
-                &DatasetName::new("finance", "gold", "revenue_vs_target"),
-                plan,
-                &state,
-                &WriteMode::Replace,
-                CommitMetadata::new(),
-            )
-            .await
-            .unwrap();
+        publish_without_north(&e).await;
         let now = run(None, finance.clone()).await;
         assert_ne!(now, before);
         assert_eq!(
