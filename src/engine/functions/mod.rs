@@ -34,6 +34,7 @@ use datafusion::error::Result;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::interval_arithmetic::Interval;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
@@ -88,6 +89,10 @@ enum Rule {
     StableDecimal,
     /// `greatest`/`least`: a result in a narrower decimal than promised is widened back.
     Typed,
+    /// `concat_ws('', a, b)` simplifies to `concat(a, b)`, which types string views as views
+    /// where `concat_ws` promised `Utf8`: a `LIKE` coerced for the promise then fails to plan.
+    /// Only the rewrite's type is kept (every guard does that).
+    Rewritten,
 }
 
 /// The functions guarded, by name (aliases follow their function).
@@ -111,6 +116,7 @@ const GUARDED: &[(&str, Rule)] = &[
     ("trunc", Rule::StableDecimal),
     ("greatest", Rule::Typed),
     ("least", Rule::Typed),
+    ("concat_ws", Rule::Rewritten),
 ];
 
 /// How close to the ends of the nanosecond timestamp range `date_trunc` may go (a year and a
@@ -394,11 +400,24 @@ impl ScalarUDFImpl for Guarded {
 
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
         // The inner function may rewrite itself (now() becomes a literal, nested `greatest`
-        // calls flatten): calls of it in the rewrite get their guard back.
+        // calls flatten): calls of it in the rewrite get their guard back, and the rewrite keeps
+        // the type the expressions around it were coerced for.
+        let me = Arc::new(Self::udf(Arc::clone(&self.inner), self.rule, self.limits));
+        let promised = info
+            .get_data_type(&Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::clone(&me),
+                args.clone(),
+            )))
+            .ok();
         match self.inner.simplify(args, info)? {
             ExprSimplifyResult::Original(args) => Ok(ExprSimplifyResult::Original(args)),
             ExprSimplifyResult::Simplified(expr) => {
-                let me = Arc::new(Self::udf(Arc::clone(&self.inner), self.rule, self.limits));
+                let expr = match (promised, info.get_data_type(&expr)) {
+                    (Some(promised), Ok(got)) if got != promised => {
+                        Expr::Cast(Cast::new(Box::new(expr), promised))
+                    }
+                    _ => expr,
+                };
                 let rewrapped = expr.transform_up(|e| match e {
                     Expr::ScalarFunction(mut f)
                         if f.func.name() == self.inner.name()
