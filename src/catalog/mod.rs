@@ -7,7 +7,7 @@
 mod providers;
 mod system;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ pub struct MeshCatalog {
     cache: Cache<DatasetName, Option<Arc<TableSnapshot>>>,
     /// Schemas of published datasets, kept past the snapshot cache's staleness bound so that
     /// listings (GetTables, information_schema) do not reopen every table's storage.
-    schemas: Cache<DatasetName, SchemaRef>,
+    schemas: RwLock<HashMap<DatasetName, SchemaRef>>,
     /// Locks of tables being created (see [`MeshCatalog::creation_lock`]).
     creating: moka::sync::Cache<DatasetName, Arc<tokio::sync::Mutex<()>>>,
     /// Session used to open tables (schema inference of sources); shares the engine's runtime.
@@ -96,7 +96,7 @@ impl MeshCatalog {
             warehouse,
             stores: RwLock::new(stores),
             cache,
-            schemas: Cache::builder().max_capacity(100_000).build(),
+            schemas: RwLock::default(),
             creating: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_idle(Duration::from_secs(600))
@@ -125,6 +125,20 @@ impl MeshCatalog {
             .read()
             .map(|s| s.keys().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Names of the datasets of one layer of a domain, sorted (a range of the sorted index: a
+    /// listing of every layer of a large mesh stays linear in its size).
+    pub fn datasets_in(&self, domain: &str, layer: &str) -> Vec<DatasetName> {
+        let Ok(stores) = self.stores.read() else {
+            return Vec::new();
+        };
+        stores
+            .range(DatasetName::new(domain, layer, "")..)
+            .map(|(name, _)| name)
+            .take_while(|n| n.domain == domain && n.layer == layer)
+            .cloned()
+            .collect()
     }
 
     /// The store of `name`, creating a warehouse Delta store for a new table (ingest). Only
@@ -288,20 +302,25 @@ impl MeshCatalog {
     /// Forgets the cached version of `name`, so the next query sees the latest commit.
     pub async fn invalidate(&self, name: &DatasetName) {
         self.cache.invalidate(name).await;
-        self.schemas.invalidate(name).await;
+        if let Ok(mut schemas) = self.schemas.write() {
+            schemas.remove(name);
+        }
     }
 
     /// The schema of a published dataset (`None` if never published), opening its storage only
     /// the first time: what listings use.
     pub async fn schema(&self, name: &DatasetName) -> Result<Option<SchemaRef>> {
-        if let Some(schema) = self.schemas.get(name).await {
+        let known = self.schemas.read().ok().and_then(|s| s.get(name).cloned());
+        if let Some(schema) = known {
             return Ok(Some(schema));
         }
         let Some(snapshot) = self.snapshot(name).await? else {
             return Ok(None);
         };
         let schema = snapshot.provider.schema();
-        self.schemas.insert(name.clone(), Arc::clone(&schema)).await;
+        if let Ok(mut schemas) = self.schemas.write() {
+            schemas.insert(name.clone(), Arc::clone(&schema));
+        }
         Ok(Some(schema))
     }
 

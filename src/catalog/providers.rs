@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::TableType;
 
 use super::MeshCatalog;
 use crate::spec::DatasetName;
@@ -62,17 +63,15 @@ impl CatalogProvider for DomainCatalog {
         let layers = self.layers().to_vec();
         match &self.visible {
             None => layers,
-            Some(visible) => {
-                let names = self.catalog.dataset_names();
-                layers
-                    .into_iter()
-                    .filter(|l| {
-                        names
-                            .iter()
-                            .any(|n| n.domain == self.domain && n.layer == *l && visible(n))
-                    })
-                    .collect()
-            }
+            Some(visible) => layers
+                .into_iter()
+                .filter(|l| {
+                    self.catalog
+                        .datasets_in(&self.domain, l)
+                        .iter()
+                        .any(|n| visible(n))
+                })
+                .collect(),
         }
     }
 
@@ -119,12 +118,30 @@ impl SchemaProvider for LayerSchema {
 
     fn table_names(&self) -> Vec<String> {
         self.catalog
-            .dataset_names()
+            .datasets_in(&self.domain, &self.layer)
             .into_iter()
-            .filter(|n| n.domain == self.domain && n.layer == self.layer)
             .filter(|n| self.visible.as_ref().is_none_or(|v| v(n)))
             .map(|n| n.dataset)
             .collect()
+    }
+
+    /// A view is a view; any other dataset is a table once published. Answered from the
+    /// catalog's schema cache, so `information_schema.tables` neither plans every view nor
+    /// reopens every table.
+    async fn table_type(&self, name: &str) -> DfResult<Option<TableType>> {
+        let dataset = self.name(name);
+        if self.catalog.store(&dataset).is_none() {
+            return Ok(None);
+        }
+        if self.catalog.is_view(&dataset) {
+            return Ok(Some(TableType::View));
+        }
+        let schema = self
+            .catalog
+            .schema(&dataset)
+            .await
+            .map_err(|e| e.into_datafusion())?;
+        Ok(schema.map(|_| TableType::Base))
     }
 
     /// The latest published version; `None` for unknown names and datasets never published

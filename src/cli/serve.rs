@@ -4,10 +4,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use meshql::engine::Engine;
 use meshql::server::Server;
-use meshql::service::serving::{self, Maintenance};
+use meshql::service::serving::{self, Maintenance, OnDescribed};
 use meshql::{Error, Result};
 
 use super::progress::RunDisplay;
@@ -28,18 +29,18 @@ pub async fn serve(dir: &Path, addr: Option<SocketAddr>, no_build: bool) -> Resu
         false => super::job::standalone(dir, &[], true)?,
     };
     let engine = Engine::new(Arc::new(mesh))?;
+    let mut built = false;
     if !no_build && serving::missing_tables(&engine).await? {
         println!("the warehouse is missing tables; building them first");
         let display = RunDisplay::new();
         let report = serving::prepare(&engine, true, move |e| display.event(e)).await?;
         if let Some(report) = report {
+            built = true;
             super::run::summary(&report);
             if !report.succeeded() {
                 eprintln!("warning: some tables failed to build; serving what is published");
             }
         }
-    } else {
-        serving::prepare(&engine, false, |_| {}).await?;
     }
     let addr = match addr {
         Some(a) => a,
@@ -55,8 +56,19 @@ pub async fn serve(dir: &Path, addr: Option<SocketAddr>, no_build: bool) -> Resu
     for s in meshql::pipeline::scheduled(engine.mesh()) {
         say!("schedule: {} at `{}`", s.node, s.expression);
     }
-    let maintenance = Maintenance::start(&engine);
-    let grace = std::time::Duration::from_secs(engine.mesh().server.shutdown_grace_secs);
+    // A build just described the mesh; otherwise it is described once listening.
+    let on_described = (!built).then(|| {
+        let datasets = engine.listed_datasets().len();
+        Box::new(move |described: Result<Duration>| match described {
+            Ok(took) => say!(
+                "system catalog: {datasets} datasets described in {:.1} s",
+                took.as_secs_f64()
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot describe the mesh in its system catalog"),
+        }) as OnDescribed
+    });
+    let maintenance = Maintenance::start(&engine, on_described);
+    let grace = Duration::from_secs(engine.mesh().server.shutdown_grace_secs);
     let served = server.serve(shutdown_signal(grace)).await;
     maintenance.stop().await;
     served?;
@@ -102,7 +114,7 @@ fn banner(engine: &Engine, server: &Server) {
 
 /// Completes on Ctrl-C or SIGTERM: the server stops accepting calls and finishes the running ones,
 /// for `grace` at most (`server.shutdown_grace_secs`; then the process exits, whatever still runs).
-async fn shutdown_signal(grace: std::time::Duration) {
+async fn shutdown_signal(grace: Duration) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

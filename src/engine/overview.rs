@@ -28,7 +28,7 @@ pub struct DatasetFacts {
     pub location: String,
     /// The latest version (`None` when never published, or for formats without versions).
     pub version: Option<u64>,
-    /// Rows of the latest version (`None` when never published).
+    /// Rows of the latest version (`None` when never published, and for views).
     pub rows: Option<u64>,
     pub last_update: Option<DateTime<Utc>>,
     /// The latest version itself, when there is one.
@@ -56,9 +56,10 @@ impl Engine {
         let dataset = self.mesh().dataset(name);
         let view = catalog.is_view(name);
         let snapshot = catalog.snapshot(name).await?;
+        // A view holds no rows of its own: counting would run it.
         let rows = match &snapshot {
-            Some(_) => Some(self.count_rows(name).await?),
-            None => None,
+            Some(_) if !view => Some(self.count_rows(name).await?),
+            _ => None,
         };
         Ok(DatasetFacts {
             name: name.clone(),

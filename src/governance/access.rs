@@ -27,6 +27,70 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// The rule that decides, before its reason is written out (most callers only need the answer).
+enum Verdict<'a> {
+    Admin,
+    AuditLog,
+    SystemRead,
+    SystemWrite,
+    /// A policy, and whether it allows.
+    Policy(&'a Policy, bool),
+    Owner(&'a str),
+    OwnerIngest(&'a str),
+    IngestBeyondRaw,
+    GoldProduct,
+    OtherDomain,
+    NotOwner,
+}
+
+impl Verdict<'_> {
+    fn allowed(&self) -> bool {
+        match self {
+            Verdict::Admin
+            | Verdict::SystemRead
+            | Verdict::Owner(_)
+            | Verdict::OwnerIngest(_)
+            | Verdict::GoldProduct => true,
+            Verdict::Policy(_, allows) => *allows,
+            Verdict::AuditLog
+            | Verdict::SystemWrite
+            | Verdict::IngestBeyondRaw
+            | Verdict::OtherDomain
+            | Verdict::NotOwner => false,
+        }
+    }
+
+    fn reason(&self, access: &Access, action: Action, dataset: &DatasetName) -> String {
+        let admins = &access.mesh.admin_group;
+        let domain = &dataset.domain;
+        match self {
+            Verdict::Admin => format!("member of the admin group `{admins}`"),
+            Verdict::AuditLog => {
+                format!("the audit log is readable by the admin group `{admins}` only")
+            }
+            Verdict::SystemRead => {
+                "the system catalog, limited to what the principal may read".into()
+            }
+            Verdict::SystemWrite => "the system catalog is written by meshql only".into(),
+            Verdict::Policy(p, _) => p.cite(),
+            Verdict::Owner(o) => format!("default: the owner group `{o}` of domain `{domain}`"),
+            Verdict::OwnerIngest(o) => {
+                format!("default: the owner group `{o}` ingests into its raw layer")
+            }
+            Verdict::IngestBeyondRaw => {
+                "default: ingest goes into a raw layer only (pipelines build the others)".into()
+            }
+            Verdict::GoldProduct => "default: every principal reads active gold products".into(),
+            Verdict::OtherDomain => format!(
+                "default: `{dataset}` belongs to domain `{domain}`; other domains read its active gold products only"
+            ),
+            Verdict::NotOwner => format!(
+                "default: only the owner group of domain `{domain}` may {action} its datasets"
+            ),
+        }
+    }
+}
+
 /// A column mask in force for a principal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnMask {
@@ -87,30 +151,27 @@ impl Access {
 
     /// May the principal do `action` to `dataset`?
     pub fn decide(&self, action: Action, dataset: &DatasetName) -> Decision {
-        let allow = |reason: String| Decision {
-            allowed: true,
-            reason,
-        };
-        let deny = |reason: String| Decision {
-            allowed: false,
-            reason,
-        };
+        let verdict = self.verdict(action, dataset);
+        Decision {
+            allowed: verdict.allowed(),
+            reason: verdict.reason(self, action, dataset),
+        }
+    }
+
+    /// Like [`Access::decide`], without the reason (listings ask once per dataset).
+    pub fn can(&self, action: Action, dataset: &DatasetName) -> bool {
+        self.verdict(action, dataset).allowed()
+    }
+
+    fn verdict(&self, action: Action, dataset: &DatasetName) -> Verdict<'_> {
         if self.admin {
-            return allow(format!(
-                "member of the admin group `{}`",
-                self.mesh.admin_group
-            ));
+            return Verdict::Admin;
         }
         if dataset.domain == SYSTEM {
             return match (action, dataset.layer.as_str(), dataset.dataset.as_str()) {
-                (Action::Read, "ops", "audit") => deny(format!(
-                    "the audit log is readable by the admin group `{}` only",
-                    self.mesh.admin_group
-                )),
-                (Action::Read, ..) => {
-                    allow("the system catalog, limited to what the principal may read".into())
-                }
-                _ => deny("the system catalog is written by meshql only".into()),
+                (Action::Read, "ops", "audit") => Verdict::AuditLog,
+                (Action::Read, ..) => Verdict::SystemRead,
+                _ => Verdict::SystemWrite,
             };
         }
         let matching = |want_deny: bool| {
@@ -124,10 +185,10 @@ impl Access {
             })
         };
         if let Some(p) = matching(true) {
-            return deny(p.cite());
+            return Verdict::Policy(p, false);
         }
         if let Some(p) = matching(false) {
-            return allow(p.cite());
+            return Verdict::Policy(p, true);
         }
         let owner = self
             .mesh
@@ -135,32 +196,13 @@ impl Access {
             .map(|d| d.owner.as_str())
             .filter(|o| self.principal.in_group(o));
         match (action, owner) {
-            (Action::Read | Action::Run, Some(o)) => allow(format!(
-                "default: the owner group `{o}` of domain `{}`",
-                dataset.domain
-            )),
-            (Action::Ingest, Some(o)) if dataset.layer == "raw" => allow(format!(
-                "default: the owner group `{o}` ingests into its raw layer"
-            )),
-            (Action::Ingest, Some(_)) => deny(
-                "default: ingest goes into a raw layer only (pipelines build the others)".into(),
-            ),
-            (Action::Read, None) if self.is_active_gold_product(dataset) => {
-                allow("default: every principal reads active gold products".into())
-            }
-            (Action::Read, None) => deny(format!(
-                "default: `{dataset}` belongs to domain `{}`; other domains read its active gold products only",
-                dataset.domain
-            )),
-            (_, None) => deny(format!(
-                "default: only the owner group of domain `{}` may {action} its datasets",
-                dataset.domain
-            )),
+            (Action::Read | Action::Run, Some(o)) => Verdict::Owner(o),
+            (Action::Ingest, Some(o)) if dataset.layer == "raw" => Verdict::OwnerIngest(o),
+            (Action::Ingest, Some(_)) => Verdict::IngestBeyondRaw,
+            (Action::Read, None) if self.is_active_gold_product(dataset) => Verdict::GoldProduct,
+            (Action::Read, None) => Verdict::OtherDomain,
+            (_, None) => Verdict::NotOwner,
         }
-    }
-
-    pub fn can(&self, action: Action, dataset: &DatasetName) -> bool {
-        self.decide(action, dataset).allowed
     }
 
     fn is_active_gold_product(&self, d: &DatasetName) -> bool {

@@ -8,6 +8,7 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray,
     TimestampMicrosecondArray,
 };
+use futures::{StreamExt, TryStreamExt};
 
 use super::report::NodeReport;
 use crate::catalog::SYSTEM_CATALOG;
@@ -130,6 +131,9 @@ fn materialization(engine: &Engine, name: &DatasetName) -> &'static str {
     }
 }
 
+/// Datasets whose facts [`refresh`] gathers at once.
+const FACTS_AT_ONCE: usize = 8;
+
 /// Rewrites `mesh.catalog.*` and `mesh.lineage.*` from the mesh and the current versions of its
 /// tables; answers the column lineage it computed (for the run's OpenLineage events).
 pub async fn refresh(engine: &Engine) -> Result<Vec<super::lineage::ColumnEdge>> {
@@ -172,8 +176,13 @@ pub async fn refresh(engine: &Engine) -> Result<Vec<super::lineage::ColumnEdge>>
         .collect();
     let mut d = DatasetRows::default();
     let mut c = ColumnRows::default();
-    for name in &names {
-        let facts = engine.facts(name).await?;
+    // Opening tables waits on storage: several at once, answers kept in order.
+    let all_facts: Vec<_> = futures::stream::iter(names.iter().cloned())
+        .map(|n| async move { engine.facts(&n).await })
+        .buffered(FACTS_AT_ONCE)
+        .try_collect()
+        .await?;
+    for (name, facts) in names.iter().zip(all_facts) {
         let dataset = mesh.dataset(name);
         d.names.push(name.clone());
         d.kind.push(facts.kind);
@@ -182,8 +191,7 @@ pub async fn refresh(engine: &Engine) -> Result<Vec<super::lineage::ColumnEdge>>
         d.location.push(facts.location.clone());
         d.version.push(facts.version.map(|v| v as i64));
         // A view holds no rows of its own.
-        d.rows
-            .push(facts.rows.filter(|_| !facts.view).map(|r| r as i64));
+        d.rows.push(facts.rows.map(|r| r as i64));
         d.updated
             .push(facts.last_update.map(|t| t.timestamp_micros()));
         d.description

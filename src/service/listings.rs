@@ -2,6 +2,8 @@
 //! with their schemas, and the primary keys their contracts declare. Every listing shows only what
 //! the principal may read, plus the `mesh` system catalog; each is audited.
 
+use std::collections::BTreeSet;
+
 use datafusion::arrow::datatypes::SchemaRef;
 
 use super::api::QueryService;
@@ -54,34 +56,39 @@ impl QueryService {
         result
     }
 
+    /// `(domain, layer)` pairs of the mesh with something the principal may read.
+    fn readable_layers(&self, call: &Call) -> BTreeSet<(String, String)> {
+        let readable = self.readable(call);
+        let mesh = self.engine.mesh();
+        let mut pairs = BTreeSet::new();
+        for name in readable {
+            let declared = mesh
+                .domain(&name.domain)
+                .is_some_and(|d| d.layers.contains(&name.layer));
+            if declared {
+                pairs.insert((name.domain, name.layer));
+            }
+        }
+        pairs
+    }
+
     /// Domains with something the principal may read, and the system catalog; sorted.
     pub fn catalogs(&self, call: &Call) -> Result<Vec<String>> {
-        let readable = self.readable(call);
         let mut names: Vec<String> = self
-            .engine
-            .mesh()
-            .domains
-            .iter()
-            .map(|d| d.name.clone())
-            .filter(|d| readable.iter().any(|n| n.domain == *d))
+            .readable_layers(call)
+            .into_iter()
+            .map(|(domain, _)| domain)
             .collect();
         names.push(SYSTEM_CATALOG.to_string());
         names.sort_unstable();
+        names.dedup();
         self.audited(call, Ok(names))
     }
 
     /// `(domain, layer)` pairs with something the principal may read, and the system catalog's
     /// schemas; sorted.
     pub fn schemas(&self, call: &Call) -> Result<Vec<(String, String)>> {
-        let readable = self.readable(call);
-        let mut pairs: Vec<(String, String)> = self
-            .engine
-            .mesh()
-            .domains
-            .iter()
-            .flat_map(|d| d.layers.iter().map(move |l| (d.name.clone(), l.clone())))
-            .filter(|(d, l)| readable.iter().any(|n| n.domain == *d && n.layer == *l))
-            .collect();
+        let mut pairs: Vec<(String, String)> = self.readable_layers(call).into_iter().collect();
         pairs.extend(system_tables().map(|n| (n.domain, n.layer)));
         pairs.sort_unstable();
         pairs.dedup();

@@ -1,6 +1,7 @@
 //! What `meshql serve` does around serving requests: build the tables that are missing, describe
-//! what is served in the `mesh` system catalog, and keep schedules and the freshness monitor
-//! running until the server stops.
+//! what is served in the `mesh` system catalog (in the background, once listening: on a large
+//! mesh that means opening every table), and keep schedules and the freshness monitor running
+//! until the server stops.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,27 +15,36 @@ use crate::error::Result;
 use crate::pipeline::{FreshnessMonitor, RunEvent, RunPlan, RunReport, refresh_system_catalog};
 use crate::pipeline::{Run, run_schedules};
 
-/// Builds the warehouse's missing tables (unless `build` is false) and refreshes the system
-/// catalog; answers the build's report, if one ran. `observe` sees the run's events.
+/// Builds the warehouse's missing tables (unless `build` is false); answers the build's report,
+/// if one ran (a run ends by describing what it published in the `mesh` system catalog).
+/// `observe` sees the run's events.
 pub async fn prepare(
     engine: &Arc<Engine>,
     build: bool,
     observe: impl Fn(&RunEvent<'_>) + Send + Sync + 'static,
 ) -> Result<Option<RunReport>> {
-    let mut report = None;
-    if build && missing_tables(engine).await? {
-        let plan = RunPlan::new(engine.mesh(), &[])?;
-        report = Some(
-            Run::new(Arc::clone(engine), plan)
-                .with_progress(observe)
-                .await,
-        );
+    if !(build && missing_tables(engine).await?) {
+        return Ok(None);
     }
-    // mesh.catalog.* describe what is served now.
-    if let Err(e) = refresh_system_catalog(engine).await {
-        tracing::warn!(error = %e, "cannot refresh the mesh system catalog");
-    }
-    Ok(report)
+    let plan = RunPlan::new(engine.mesh(), &[])?;
+    Ok(Some(
+        Run::new(Arc::clone(engine), plan)
+            .with_progress(observe)
+            .await,
+    ))
+}
+
+/// Told when the mesh is described: how long it took, or why it could not be.
+pub type OnDescribed = Box<dyn FnOnce(Result<Duration>) + Send>;
+
+/// Rewrites `mesh.catalog.*` and `mesh.lineage.*` to describe what is served now, and reports
+/// how long it took. Until it is done, they show what the last run or start described.
+pub async fn describe(engine: Arc<Engine>, done: OnDescribed) {
+    let started = std::time::Instant::now();
+    let described = refresh_system_catalog(&engine)
+        .await
+        .map(|_| started.elapsed());
+    done(described);
 }
 
 /// Whether a declared table has no published version yet.
@@ -56,16 +66,29 @@ pub struct Maintenance {
 }
 
 impl Maintenance {
-    pub fn start(engine: &Arc<Engine>) -> Self {
+    /// Starts schedules and the freshness monitor, and — when `on_described` is given — the
+    /// description of the mesh in its system catalog ([`describe`]), which it is told of.
+    pub fn start(engine: &Arc<Engine>, on_described: Option<OnDescribed>) -> Self {
         let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
         let every = Duration::from_secs(engine.mesh().notifications.freshness_check_secs.max(1));
-        let tasks = vec![
+        let mut tasks = vec![
             spawn(run_schedules(Arc::clone(engine), stopped(stop_rx.clone()))),
-            spawn(FreshnessMonitor::new(Arc::clone(engine)).watch(every, stopped(stop_rx))),
+            spawn(FreshnessMonitor::new(Arc::clone(engine)).watch(every, stopped(stop_rx.clone()))),
         ];
+        if let Some(done) = on_described {
+            let engine = Arc::clone(engine);
+            let mut stop_rx = stop_rx;
+            // Stopping the server abandons a description under way: the tables keep the last.
+            tasks.push(spawn(async move {
+                tokio::select! {
+                    _ = describe(engine, done) => {}
+                    _ = stop_rx.wait_for(|s| *s) => {}
+                }
+            }));
+        }
         Self { stop, tasks }
     }
 

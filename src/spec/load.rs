@@ -169,6 +169,7 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
         notifications: spec.notifications,
         lineage: spec.lineage,
         policies: policy::validate(&mesh_file, &spec.policies, &pos, None, &mut diags),
+        index: Default::default(),
     };
     rules::check(&mesh, &mut diags);
     if diags.is_empty() {

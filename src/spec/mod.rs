@@ -15,8 +15,9 @@ mod settings;
 pub mod transform;
 mod yaml;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use contract::Contract;
 pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean};
@@ -49,6 +50,9 @@ pub struct Mesh {
     pub lineage: LineageSettings,
     /// Global policies (mesh.yaml).
     pub policies: Vec<Policy>,
+    /// Where each dataset is in `domains`, built on the first lookup (the mesh is not changed
+    /// once loaded).
+    pub(crate) index: OnceLock<HashMap<DatasetName, (usize, usize)>>,
 }
 
 /// A business unit owning data: a catalog of the federated catalog.
@@ -186,6 +190,7 @@ impl Mesh {
             notifications: NotificationSettings::default(),
             lineage: LineageSettings::default(),
             policies: Vec::new(),
+            index: OnceLock::new(),
         }
     }
 
@@ -199,10 +204,17 @@ impl Mesh {
     }
 
     pub fn dataset(&self, name: &DatasetName) -> Option<&Dataset> {
-        self.domain(&name.domain)?
-            .datasets
-            .iter()
-            .find(|d| d.name == *name)
+        let index = self.index.get_or_init(|| {
+            let mut index = HashMap::new();
+            for (i, domain) in self.domains.iter().enumerate() {
+                for (j, dataset) in domain.datasets.iter().enumerate() {
+                    index.entry(dataset.name.clone()).or_insert((i, j));
+                }
+            }
+            index
+        });
+        let &(i, j) = index.get(name)?;
+        self.domains.get(i)?.datasets.get(j)
     }
 
     /// Datasets produced by transforms.

@@ -376,6 +376,18 @@ fn incremental_models_over_three_runs_and_their_history() {
             embedded(&e, "SELECT * FROM shop.silver.big_orders ORDER BY id").await,
             "+----+\n| id |\n+----+\n| 3  |\n| 4  |\n| 5  |\n+----+"
         );
+        // information_schema tells the view from the tables without planning it.
+        assert_eq!(
+            embedded(
+                &e,
+                "SELECT table_name, table_type FROM information_schema.tables \
+                 WHERE table_catalog = 'shop' AND table_schema = 'silver' ORDER BY 1"
+            )
+            .await,
+            "+---------------+------------+\n| table_name    | table_type |\n+---------------+------------+\n\
+             | big_orders    | VIEW       |\n| orders_latest | BASE TABLE |\n| orders_log    | BASE TABLE |\n\
+             +---------------+------------+"
+        );
 
         let history = cells(
             &e,
