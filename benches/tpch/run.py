@@ -54,6 +54,8 @@ def arguments() -> argparse.Namespace:
     ap.add_argument("--out", type=Path, help="directory for report.json and report.md "
                     "(default ~/.cache/meshql/bench/tpch-sf<SF>)")
     ap.add_argument("--timeout", type=float, default=600, help="client-side limit per query, seconds")
+    ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="a server setting of the benchmark mesh (repeatable), e.g. query_memory_limit_mb=0")
     ap.add_argument("--smoke", action="store_true", help="SF 0.01, one repetition")
     args = ap.parse_args()
     if args.smoke:
@@ -90,11 +92,14 @@ def generate(data: Path, sf: float) -> None:
     subprocess.run([str(cli), "parquet", "-s", f"{sf:g}", "--output-dir", str(data)], check=True)
 
 
-def write_mesh(root: Path, data: Path) -> Path:
-    """A mesh with one `tpch` domain whose raw layer is the Parquet files, read in place."""
+def write_mesh(root: Path, data: Path, settings: list[str]) -> Path:
+    """A mesh with one `tpch` domain whose raw layer is the Parquet files, read in place;
+    `settings` (`key=value`) go into its `server:` block."""
     (root / "catalog" / "tpch").mkdir(parents=True)
+    server = "".join(f"  {k.strip()}: {v.strip()}\n" for k, v in (s.split("=", 1) for s in settings))
     (root / "catalog" / "mesh.yaml").write_text(
-        "name: tpch\nwarehouse: ./warehouse\ndomains:\n  - name: tpch\n")
+        "name: tpch\nwarehouse: ./warehouse\ndomains:\n  - name: tpch\n"
+        + (f"server:\n{server}" if server else ""))
     sources = "".join(
         f"  - name: {t}\n    layer: raw\n    format: parquet\n    location: {data / (t + '.parquet')}\n"
         for t in TABLES)
@@ -239,7 +244,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="meshql-tpch-") as tmp:
         engines = []
         try:
-            engines.append(Meshql(write_mesh(Path(tmp), args.data), args.timeout))
+            engines.append(Meshql(write_mesh(Path(tmp), args.data, args.setting), args.timeout))
             if "datafusion" in args.engines:
                 engines.append(DataFusion(args.data, args.threads))
             if "duckdb" in args.engines:

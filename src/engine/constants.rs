@@ -23,6 +23,8 @@ use datafusion::error::Result;
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::execution_props::ExecutionProps;
+
+use super::functions::human;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs,
@@ -136,11 +138,11 @@ fn check_size(expr: &Expr, largest: usize, batch: usize, limits: &ValueLimits) -
             let size = v.size();
             if size > largest {
                 return Err(resources_datafusion_err!(
-                    "a constant of {} KiB would take {} MiB as a column of a batch of {batch} rows; \
-                     constants are limited to {} KiB ({})",
-                    size / 1024,
-                    (size as u128 * batch as u128) >> 20,
-                    largest / 1024,
+                    "a constant of {} would take {} as a column of a batch of {batch} rows; \
+                     constants are limited to {} ({})",
+                    human(size as u128),
+                    human(size as u128 * batch as u128),
+                    human(largest as u128),
                     limits.setting
                 ));
             }

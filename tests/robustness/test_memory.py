@@ -51,3 +51,4 @@ def test_statement_stays_within_its_memory(server, sql, expected):
         conn.close()
     assert code == expected
     assert grew < BOUND_MB, f"resident memory grew by {grew} MiB"
+

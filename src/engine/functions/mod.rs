@@ -14,6 +14,8 @@
 
 mod arguments;
 
+pub(crate) use arguments::human;
+
 use std::any::Any;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -22,8 +24,8 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::FieldRef;
 
 use arguments::{
-    backreferences, byte_lengths, check_overlay, clock, element_sizes, human, ints,
-    list_element_width, nanos, range_elements, widens,
+    backreferences, byte_lengths, check_overlay, clock, element_sizes, ints, list_element_width,
+    nanos, range_elements, widens,
 };
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ExprSchema;
