@@ -232,6 +232,23 @@ impl MeshCatalog {
             .map_err(|e: Arc<Error>| Error::new(e.kind(), e.to_string()))
     }
 
+    /// Whether listings show `name` (a table a client can query): views and declared sources
+    /// always — without planning the one or reading the other's files —, other datasets once
+    /// published.
+    pub async fn is_listed(&self, name: &DatasetName) -> Result<bool> {
+        let declared_source = self
+            .mesh
+            .dataset(name)
+            .is_some_and(|d| matches!(d.kind, DatasetKind::Source(_)));
+        if declared_source || self.is_view(name) {
+            return Ok(self.store(name).is_some());
+        }
+        if self.schemas.read().is_ok_and(|s| s.contains_key(name)) {
+            return Ok(true);
+        }
+        self.has_version(name).await
+    }
+
     /// Whether `name` has a published version.
     pub async fn has_version(&self, name: &DatasetName) -> Result<bool> {
         match self.store(name) {

@@ -125,23 +125,23 @@ impl SchemaProvider for LayerSchema {
             .collect()
     }
 
-    /// A view is a view; any other dataset is a table once published. Answered from the
-    /// catalog's schema cache, so `information_schema.tables` neither plans every view nor
-    /// reopens every table.
+    /// A view is a view; any other dataset is a table once listed ([`MeshCatalog::is_listed`]):
+    /// `information_schema.tables` neither plans every view nor reads every source.
     async fn table_type(&self, name: &str) -> DfResult<Option<TableType>> {
         let dataset = self.name(name);
         if self.catalog.store(&dataset).is_none() {
             return Ok(None);
         }
-        if self.catalog.is_view(&dataset) {
-            return Ok(Some(TableType::View));
-        }
-        let schema = self
+        let listed = self
             .catalog
-            .schema(&dataset)
+            .is_listed(&dataset)
             .await
             .map_err(|e| e.into_datafusion())?;
-        Ok(schema.map(|_| TableType::Base))
+        Ok(match (listed, self.catalog.is_view(&dataset)) {
+            (false, _) => None,
+            (true, true) => Some(TableType::View),
+            (true, false) => Some(TableType::Base),
+        })
     }
 
     /// The latest published version; `None` for unknown names and datasets never published

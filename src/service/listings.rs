@@ -3,8 +3,9 @@
 //! the principal may read, plus the `mesh` system catalog; each is audited.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 
 use super::api::QueryService;
 use super::audit::AuditRecord;
@@ -23,11 +24,11 @@ pub struct TableFilter {
     pub table_pattern: Option<String>,
 }
 
-/// One listed table: its name and the schema its columns have.
+/// One listed table: its name and, when asked for, the schema its columns have.
 #[derive(Debug, Clone)]
 pub struct ListedTable {
     pub name: DatasetName,
-    pub schema: SchemaRef,
+    pub schema: Option<SchemaRef>,
 }
 
 /// A primary-key column of a product's contract.
@@ -95,14 +96,26 @@ impl QueryService {
         self.audited(call, Ok(pairs))
     }
 
-    /// Published datasets the principal may read that match `filter`, sorted, with their
-    /// schemas (from the catalog's schema cache: a listing opens a table's storage once).
-    pub async fn tables(&self, call: &Call, filter: &TableFilter) -> Result<Vec<ListedTable>> {
-        let result = self.list_tables(call, filter).await;
+    /// Listed datasets ([`crate::catalog::MeshCatalog::is_listed`]) the principal may read that
+    /// match `filter`, sorted, with their schemas if `with_schemas` (from the catalog's schema
+    /// cache: a listing opens a table's storage once). Without schemas, views are not planned
+    /// nor sources read.
+    pub async fn tables(
+        &self,
+        call: &Call,
+        filter: &TableFilter,
+        with_schemas: bool,
+    ) -> Result<Vec<ListedTable>> {
+        let result = self.list_tables(call, filter, with_schemas).await;
         self.audited(call, result)
     }
 
-    async fn list_tables(&self, call: &Call, filter: &TableFilter) -> Result<Vec<ListedTable>> {
+    async fn list_tables(
+        &self,
+        call: &Call,
+        filter: &TableFilter,
+        with_schemas: bool,
+    ) -> Result<Vec<ListedTable>> {
         let catalog = self.engine.catalog();
         let mut out = Vec::new();
         for name in self.readable(call) {
@@ -118,17 +131,42 @@ impl QueryService {
             {
                 continue;
             }
-            let schema = match catalog.schema(&name).await? {
-                Some(schema) => schema,
-                // System tables are listed before their first write, empty.
-                None if name.domain == SYSTEM_CATALOG => {
-                    match system_schema(&name.layer, &name.dataset) {
-                        Some(schema) => schema,
-                        None => continue,
-                    }
+            // System tables are listed before their first write, empty.
+            if name.domain == SYSTEM_CATALOG {
+                let schema = match catalog.schema(&name).await? {
+                    Some(schema) => Some(schema),
+                    None => system_schema(&name.layer, &name.dataset),
+                };
+                if schema.is_some() {
+                    out.push(ListedTable {
+                        name,
+                        schema: schema.filter(|_| with_schemas),
+                    });
                 }
-                // Only published datasets are tables a client can query.
-                None => continue,
+                continue;
+            }
+            // Only published datasets are tables a client can query; one whose storage cannot
+            // be opened is left out, not the whole listing.
+            match catalog.is_listed(&name).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(dataset = %name, error = %e, "cannot list a dataset");
+                    continue;
+                }
+            }
+            let schema = match with_schemas {
+                false => None,
+                true => match catalog.schema(&name).await {
+                    Ok(Some(schema)) => Some(schema),
+                    Ok(None) => continue,
+                    // A view whose inputs changed under it, a source whose files went away:
+                    // listed without columns, the others are still listed.
+                    Err(e) => {
+                        tracing::warn!(dataset = %name, error = %e, "cannot list the columns of a dataset");
+                        Some(Arc::new(Schema::empty()))
+                    }
+                },
             };
             out.push(ListedTable { name, schema });
         }

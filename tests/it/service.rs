@@ -61,11 +61,17 @@ fn calls_are_planned_and_listed_as_their_principal() {
         assert!(!schemas.contains(&("sales".into(), "raw".into())));
         // Nothing is published yet: only the system tables are listed (empty, before their
         // first write).
-        let tables = service
-            .tables(&analyst, &TableFilter::default())
-            .await
-            .unwrap();
-        assert!(tables.iter().all(|t| t.name.domain == "mesh"), "{tables:?}");
+        for with_schemas in [true, false] {
+            let tables = service
+                .tables(&analyst, &TableFilter::default(), with_schemas)
+                .await
+                .unwrap();
+            assert!(tables.iter().all(|t| t.name.domain == "mesh"), "{tables:?}");
+            assert!(
+                tables.iter().all(|t| t.schema.is_some() == with_schemas),
+                "{tables:?}"
+            );
+        }
         let keys = service
             .primary_keys(&analyst, Some("sales"), Some("gold"), "customer_value")
             .unwrap();

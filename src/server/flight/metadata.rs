@@ -65,13 +65,13 @@ pub async fn tables(flight: &FlightSql, call: &Call, q: CommandGetTables) -> Res
     let include_schema = q.include_schema;
     let mut builder = q.into_builder();
     let listed = match wants_tables {
-        true => flight.service.tables(call, &filter).await?,
+        true => flight.service.tables(call, &filter, include_schema).await?,
         false => Vec::new(),
     };
     for table in listed {
-        let schema = match include_schema {
-            true => Arc::new(wire_schema(&table.schema, flight.keep_views)),
-            false => Arc::new(Schema::empty()),
+        let schema = match &table.schema {
+            Some(schema) => Arc::new(wire_schema(schema, flight.keep_views)),
+            None => Arc::new(Schema::empty()),
         };
         let name = &table.name;
         builder
