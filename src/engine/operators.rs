@@ -43,44 +43,35 @@ use datafusion::physical_plan::unnest::UnnestExec;
 /// Largest limit an aggregation may size its tables by.
 pub const MAX_AGGREGATE_LIMIT: usize = 100_000;
 
-/// `state` with the guard appended to its physical-optimizer rules.
+/// `state` with the guards appended to its physical-optimizer rules.
 pub fn guarded(state: SessionState) -> SessionState {
     let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
         state.physical_optimizers().to_vec();
-    rules.push(Arc::new(CapAggregateLimits));
-    rules.push(Arc::new(UnfannedRecursion));
-    rules.push(Arc::new(CooperativeProducers));
+    for rule in [
+        NodeRule("meshql_cap_aggregate_limits", cap_aggregate_limit),
+        NodeRule("meshql_unfanned_recursion", unfan_recursion),
+        NodeRule("meshql_cooperative_producers", make_cooperative),
+    ] {
+        rules.push(Arc::new(rule));
+    }
     SessionStateBuilder::new_from_existing(state)
         .with_physical_optimizer_rules(rules)
         .build()
 }
 
-#[derive(Debug)]
-struct CapAggregateLimits;
+type Node = Arc<dyn ExecutionPlan>;
 
-impl PhysicalOptimizerRule for CapAggregateLimits {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(agg) = node.as_any().downcast_ref::<AggregateExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            match agg.limit_options() {
-                Some(l) if l.limit > MAX_AGGREGATE_LIMIT => {
-                    let plain: Arc<dyn ExecutionPlan> = Arc::new(agg.with_new_limit_options(None));
-                    Ok(Transformed::yes(plain))
-                }
-                _ => Ok(Transformed::no(node)),
-            }
-        })
-        .map(|t| t.data)
+/// A rule that rewrites the plan node by node, bottom up, with a named function.
+#[derive(Debug)]
+struct NodeRule(&'static str, fn(Node) -> Transformed<Node>);
+
+impl PhysicalOptimizerRule for NodeRule {
+    fn optimize(&self, plan: Node, _config: &ConfigOptions) -> Result<Node> {
+        plan.transform_up(|node| Ok((self.1)(node))).map(|t| t.data)
     }
 
     fn name(&self) -> &str {
-        "meshql_cap_aggregate_limits"
+        self.0
     }
 
     fn schema_check(&self) -> bool {
@@ -88,80 +79,49 @@ impl PhysicalOptimizerRule for CapAggregateLimits {
     }
 }
 
-#[derive(Debug)]
-struct UnfannedRecursion;
-
-impl PhysicalOptimizerRule for UnfannedRecursion {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(exchange) = node.as_any().downcast_ref::<RepartitionExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            // A round-robin exchange satisfies no distribution or ordering its parent needs, so
-            // the parent can read the recursion's one partition directly.
-            let fans_out_recursion =
-                matches!(exchange.partitioning(), Partitioning::RoundRobinBatch(_))
-                    && exchange.input().as_any().is::<RecursiveQueryExec>();
-            if fans_out_recursion {
-                Ok(Transformed::yes(Arc::clone(exchange.input())))
-            } else {
-                Ok(Transformed::no(node))
-            }
-        })
-        .map(|t| t.data)
-    }
-
-    fn name(&self) -> &str {
-        "meshql_unfanned_recursion"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
+/// An aggregation with a large limit hint runs as a plain one (the limit applies above it).
+fn cap_aggregate_limit(node: Node) -> Transformed<Node> {
+    let Some(agg) = node.as_any().downcast_ref::<AggregateExec>() else {
+        return Transformed::no(node);
+    };
+    match agg.limit_options() {
+        Some(l) if l.limit > MAX_AGGREGATE_LIMIT => {
+            Transformed::yes(Arc::new(agg.with_new_limit_options(None)))
+        }
+        _ => Transformed::no(node),
     }
 }
 
-#[derive(Debug)]
-struct CooperativeProducers;
+/// A round-robin exchange over a recursive query is dropped: it satisfies no distribution or
+/// ordering its parent needs, so the parent reads the recursion's one partition directly.
+fn unfan_recursion(node: Node) -> Transformed<Node> {
+    let Some(exchange) = node.as_any().downcast_ref::<RepartitionExec>() else {
+        return Transformed::no(node);
+    };
+    if matches!(exchange.partitioning(), Partitioning::RoundRobinBatch(_))
+        && exchange.input().as_any().is::<RecursiveQueryExec>()
+    {
+        Transformed::yes(Arc::clone(exchange.input()))
+    } else {
+        Transformed::no(node)
+    }
+}
 
-/// Whether `plan` can emit batch after batch without polling its inputs.
-fn emits_without_reading(plan: &dyn ExecutionPlan) -> bool {
-    let any = plan.as_any();
-    any.is::<CrossJoinExec>()
+/// An operator that can emit batch after batch without polling its inputs runs under
+/// `CooperativeExec`.
+fn make_cooperative(node: Node) -> Transformed<Node> {
+    let any = node.as_any();
+    let emits_without_reading = any.is::<CrossJoinExec>()
         || any.is::<NestedLoopJoinExec>()
         || any.is::<HashJoinExec>()
         || any.is::<SortMergeJoinExec>()
         || any.is::<SymmetricHashJoinExec>()
         || any.is::<UnnestExec>()
-        || any.is::<RecursiveQueryExec>()
-}
-
-impl PhysicalOptimizerRule for CooperativeProducers {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            if emits_without_reading(node.as_ref()) {
-                let wrapped: Arc<dyn ExecutionPlan> = Arc::new(CooperativeExec::new(node));
-                Ok(Transformed::yes(wrapped))
-            } else {
-                Ok(Transformed::no(node))
-            }
-        })
-        .map(|t| t.data)
-    }
-
-    fn name(&self) -> &str {
-        "meshql_cooperative_producers"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
+        || any.is::<RecursiveQueryExec>();
+    if emits_without_reading {
+        Transformed::yes(Arc::new(CooperativeExec::new(node)))
+    } else {
+        Transformed::no(node)
     }
 }
 
