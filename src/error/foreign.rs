@@ -170,6 +170,13 @@ fn delta(err: &DeltaTableError) -> Step<'_> {
         D::GenericError { source } => return Step::Into(source.as_ref()),
         D::Transaction { source } => return transaction(source),
         D::Io { source } => Error::unavailable(format!("storage error: {source}")),
+        // The log could be fetched but not read: damaged, or written by a writer this build
+        // does not understand. Nothing the query can change, nor a bug of ours.
+        D::KernelError(_) | D::Kernel { .. } | D::InvalidJsonLog { .. } => {
+            Error::unavailable(format!(
+                "the table's Delta log cannot be read (damaged or from an incompatible writer): {err}"
+            ))
+        }
         D::NotATable(msg) => Error::not_found(format!("not a Delta table: {msg}")),
         D::NotInitialized | D::NotInitializedWithFiles(_) => {
             Error::not_found(format!("the table has no committed version: {err}"))

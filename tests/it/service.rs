@@ -183,3 +183,57 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn a_table_that_cannot_be_opened_is_left_out_of_listings_not_the_listing() {
+    runtime().block_on(async {
+        let (dir, _) = crate::common::demo_with("", true).await;
+        let log = dir
+            .path()
+            .join("warehouse/sales/gold/daily_revenue/_delta_log");
+        for entry in std::fs::read_dir(&log).unwrap() {
+            std::fs::write(entry.unwrap().path(), "not a delta log").unwrap();
+        }
+        let service = QueryService::unaudited(engine(dir.path())).unwrap();
+        let admin = Call::new(principal(&service, "admin"), Rpc::GetTables);
+        let filter = TableFilter {
+            catalog: Some("sales".into()),
+            ..TableFilter::default()
+        };
+        for with_schemas in [false, true] {
+            let names: Vec<String> = service
+                .tables(&admin, &filter, with_schemas)
+                .await
+                .expect("the listing itself succeeds")
+                .into_iter()
+                .map(|t| t.name.to_string())
+                .collect();
+            assert!(
+                names.contains(&"sales.gold.customer_value".to_string()),
+                "{names:?}"
+            );
+            assert!(
+                !names.contains(&"sales.gold.daily_revenue".to_string()),
+                "{names:?}"
+            );
+        }
+        // Querying it says what is wrong, and that it is not the query.
+        let path = service.default_path().clone();
+        let err = service
+            .plan(
+                &admin,
+                &path,
+                "SELECT * FROM sales.gold.daily_revenue",
+                None,
+            )
+            .await
+            .err()
+            .expect("unreadable");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(
+            err.message().contains("Delta log cannot be read")
+                && err.message().contains("daily_revenue"),
+            "{err}"
+        );
+    });
+}
