@@ -1,0 +1,186 @@
+//! One domain: its domain.yaml, the sources it declares, and the datasets its folders add.
+
+use super::folders::{load_contracts, load_jobs, load_transforms};
+use super::*;
+
+pub(super) fn load_domain(
+    name: &str,
+    folder: PathBuf,
+    file: &Path,
+    spec: DomainFile,
+    pos: &Positions,
+    sql_dir: &Path,
+    diags: &mut Vec<Diagnostic>,
+) -> Domain {
+    let mut layers: Vec<String> = Vec::new();
+    for (i, layer) in spec.layers.iter().enumerate() {
+        let (l, c) = pos.value(&["layers".into(), i.to_string()]);
+        if !is_valid_name(layer) {
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!("invalid layer name `{layer}`; expected {NAME_RULE}"),
+            ));
+        } else if layers.contains(layer) {
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!("layer `{layer}` is listed twice"),
+            ));
+        } else {
+            layers.push(layer.clone());
+        }
+    }
+    if spec.owner.trim().is_empty() {
+        let (l, c) = pos.value(&["owner".into()]);
+        diags.push(Diagnostic::new(
+            file,
+            l,
+            c,
+            "the owner group must not be empty",
+        ));
+    }
+
+    let mut datasets: Vec<Dataset> = Vec::new();
+    for (i, source) in spec.sources.iter().enumerate() {
+        if let Some(ds) = load_source(name, &folder, file, &layers, source, pos, i, diags) {
+            push_unique(
+                &mut datasets,
+                ds,
+                pos.value(&["sources".into(), i.to_string(), "name".into()]),
+                diags,
+            );
+        }
+    }
+    load_transforms(name, sql_dir, &layers, &mut datasets, diags);
+    load_jobs(name, &folder, &layers, &mut datasets, diags);
+    load_contracts(name, &folder, &mut datasets, diags);
+    // Layer order first (raw, silver, gold), then names: how listings show a domain.
+    datasets.sort_by_key(|d| {
+        (
+            layers.iter().position(|l| *l == d.name.layer),
+            d.name.dataset.clone(),
+        )
+    });
+
+    let policies = policy::validate(file, &spec.policies, pos, Some(name), diags);
+    Domain {
+        name: name.to_string(),
+        owner: spec.owner,
+        description: spec.description,
+        layers,
+        folder,
+        datasets,
+        policies,
+    }
+}
+
+pub(super) fn push_unique(
+    datasets: &mut Vec<Dataset>,
+    ds: Dataset,
+    at: (usize, usize),
+    diags: &mut Vec<Diagnostic>,
+) {
+    if let Some(first) = datasets.iter().find(|d| d.name == ds.name) {
+        diags.push(Diagnostic::new(
+            &ds.file,
+            at.0,
+            at.1,
+            format!(
+                "duplicate dataset `{}`: already declared in {}",
+                ds.name,
+                first.file.display()
+            ),
+        ));
+    } else {
+        datasets.push(ds);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_source(
+    domain: &str,
+    folder: &Path,
+    file: &Path,
+    layers: &[String],
+    src: &SourceFile,
+    pos: &Positions,
+    i: usize,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Dataset> {
+    let key = |k: &str| vec!["sources".to_string(), i.to_string(), k.to_string()];
+    let before = diags.len();
+    if !is_valid_name(&src.name) {
+        let (l, c) = pos.value(&key("name"));
+        diags.push(Diagnostic::new(
+            file,
+            l,
+            c,
+            format!("invalid dataset name `{}`; expected {NAME_RULE}", src.name),
+        ));
+    }
+    if !layers.contains(&src.layer) {
+        let (l, c) = pos.value(&key("layer"));
+        diags.push(Diagnostic::new(
+            file,
+            l,
+            c,
+            format!(
+                "unknown layer `{}`; domain `{domain}` has layers: {}",
+                src.layer,
+                layers.join(", ")
+            ),
+        ));
+    }
+    let delimiter = match src.delimiter.as_bytes() {
+        [b] => *b,
+        _ => {
+            let (l, c) = pos.value(&key("delimiter"));
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                "the delimiter must be exactly one ASCII character",
+            ));
+            b','
+        }
+    };
+    // A missing file is reported, but the dataset stays declared so references to it resolve.
+    let fatal = diags.len() > before;
+    let location = if src.location.contains("://") {
+        src.location.clone()
+    } else {
+        let path = normalize(&folder.join(&src.location));
+        if !path.exists() {
+            let (l, c) = pos.value(&key("location"));
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!("source file or folder not found: {}", path.display()),
+            ));
+        }
+        let mut url = format!("file://{}", path.display());
+        if path.is_dir() && !url.ends_with('/') {
+            url.push('/');
+        }
+        url
+    };
+    if fatal {
+        return None;
+    }
+    Some(Dataset {
+        name: DatasetName::new(domain, &src.layer, &src.name),
+        file: file.to_path_buf(),
+        description: src.description.clone(),
+        contract: None,
+        kind: DatasetKind::Source(Source {
+            format: src.format,
+            location,
+            has_header: src.has_header,
+            delimiter,
+        }),
+    })
+}
