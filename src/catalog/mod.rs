@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogProviderList};
-use datafusion::datasource::ViewTable;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::{ViewTable, source_as_provider};
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionConfig;
 use moka::future::Cache;
 
@@ -223,6 +225,9 @@ impl MeshCatalog {
         let Some(store) = self.store(name) else {
             return Err(self.not_found(name));
         };
+        if let Some(opened) = self.cache.get(name).await {
+            return Ok(opened);
+        }
         let state = self.open_state.clone();
         self.cache
             .try_get_with(name.clone(), async move {
@@ -247,6 +252,48 @@ impl MeshCatalog {
             return Ok(true);
         }
         self.has_version(name).await
+    }
+
+    /// The version of every dataset `plan` (planned with `domain.layer` as its search path)
+    /// scans, in name order, or `None` unless each scan reads a published mesh dataset at the
+    /// version current now: not a view planned afresh, a source read in place, the system
+    /// catalog or a table function, nor a snapshot a publish has replaced since. What the plan
+    /// and result caches check before they answer for a plan.
+    pub async fn versions_read(
+        &self,
+        plan: &LogicalPlan,
+        domain: &str,
+        layer: &str,
+    ) -> Result<Option<Vec<(String, u64)>>> {
+        let mut scans = Vec::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                scans.push((scan.table_name.clone(), Arc::clone(&scan.source)));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        let mut versions = Vec::with_capacity(scans.len());
+        for (table, source) in scans {
+            let name = DatasetName::resolve(&table, domain, layer);
+            if name.domain == SYSTEM_CATALOG || self.store(&name).is_none() {
+                return Ok(None);
+            }
+            let Some(snapshot) = self.snapshot(&name).await? else {
+                return Ok(None);
+            };
+            let Some(version) = snapshot.version else {
+                return Ok(None);
+            };
+            // The version is the one the plan reads only if the plan holds that very snapshot.
+            let planned = source_as_provider(&source)?;
+            if !Arc::ptr_eq(&planned, &snapshot.provider) {
+                return Ok(None);
+            }
+            versions.push((name.to_string(), version));
+        }
+        versions.sort();
+        versions.dedup();
+        Ok(Some(versions))
     }
 
     /// Whether `name` has a published version.

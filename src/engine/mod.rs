@@ -27,11 +27,11 @@ use datafusion::catalog::{
 };
 use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionState;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{SessionState, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
@@ -63,7 +63,7 @@ const UNPOOLED_MEMORY_MB: u64 = 1024;
 pub type Authorizer = Arc<dyn Fn(&DatasetName) -> Result<()> + Send + Sync>;
 
 /// Where unqualified table names resolve.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SearchPath {
     pub domain: String,
     pub layer: String,
@@ -223,7 +223,8 @@ impl Engine {
     }
 
     /// A session for one principal: listings (information_schema) show the datasets `visible`
-    /// accepts; every dataset still resolves, so governance can refuse it by name.
+    /// accepts; every dataset still resolves, so governance can refuse it by name. Its queries
+    /// run under the per-query memory cap when started with [`Engine::execute_query`].
     pub fn session_visible(&self, path: &SearchPath, visible: Visibility) -> SessionState {
         let list = MemoryCatalogProviderList::new();
         for (name, provider) in self.catalog.domain_catalogs_for(Some(visible)) {
@@ -233,38 +234,28 @@ impl Engine {
             SYSTEM_CATALOG.to_string(),
             Arc::new(SystemCatalog::new(Arc::clone(&self.catalog))),
         );
-        let mut builder = SessionStateBuilder::new_from_existing(self.template.clone())
-            .with_catalog_list(Arc::new(list));
-        let cap = self.mesh().server.query_memory_limit_mb;
-        if cap > 0 {
-            // The query's own pool: capped, inside the shared one.
-            let shared = self.template.runtime_env();
-            let pool = memory::QueryPool::new(
-                Arc::clone(&shared.memory_pool),
-                (cap as usize).saturating_mul(1024 * 1024),
-            );
-            if let Ok(runtime) = RuntimeEnvBuilder::from_runtime_env(shared)
-                .with_memory_pool(Arc::new(pool))
-                .build_arc()
-            {
-                builder = builder.with_runtime_env(runtime);
-            }
-        }
-        let mut state = builder.build();
-        let options = state.config_mut().options_mut();
-        options.catalog.default_catalog = path.domain.clone();
-        options.catalog.default_schema = path.layer.clone();
-        if cap > 0 {
+        // A clone of the template shares its registries; building a session anew would
+        // register every function again, a cost each query would pay.
+        let mut state = self.session_in(path);
+        state.register_catalog_list(Arc::new(list));
+        if let Some(cap) = self.query_cap() {
             // Each partition of a sort holds this much back for merging its spills; the default
             // (10 MiB) would make a small cap refuse even a small ORDER BY.
+            let options = state.config_mut().options_mut();
             let partitions = options.execution.target_partitions.max(1);
-            let share = ((cap as usize) << 20) / (4 * partitions);
+            let share = cap / (4 * partitions);
             options.execution.sort_spill_reservation_bytes = options
                 .execution
                 .sort_spill_reservation_bytes
                 .min(share.max(64 << 10));
         }
         state
+    }
+
+    /// `server.query_memory_limit_mb` in bytes, if set.
+    fn query_cap(&self) -> Option<usize> {
+        let cap = self.mesh().server.query_memory_limit_mb;
+        (cap > 0).then(|| (cap as usize).saturating_mul(1024 * 1024))
     }
 
     /// A session where bare table names are `locals` (the outputs of a job's earlier steps) and
@@ -287,9 +278,8 @@ impl Engine {
         let steps = MemoryCatalogProvider::new();
         steps.register_schema(LOCAL_SCHEMA, Arc::new(schema))?;
         list.register_catalog(LOCAL_CATALOG.to_string(), Arc::new(steps));
-        let mut state = SessionStateBuilder::new_from_existing(self.template.clone())
-            .with_catalog_list(Arc::new(list))
-            .build();
+        let mut state = self.template.clone();
+        state.register_catalog_list(Arc::new(list));
         let options = state.config_mut().options_mut();
         options.catalog.default_catalog = LOCAL_CATALOG.into();
         options.catalog.default_schema = LOCAL_SCHEMA.into();
@@ -379,43 +369,58 @@ impl Engine {
         plan: LogicalPlan,
         state: &SessionState,
     ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
-        self.execute_plan_within(plan, state, self.planning_budget(None))
+        let state = Arc::new(state.clone());
+        self.run(plan, state, self.planning_budget(None), None)
             .await
     }
 
-    /// [`Engine::execute_plan`] with physical planning within `budget`.
+    /// A client's query: [`Engine::execute_plan`] with physical planning within `budget`, and
+    /// the query's memory in a pool of its own, capped at `server.query_memory_limit_mb` inside
+    /// the shared one (so that one state can run any number of times, each run with its cap).
+    pub async fn execute_query(
+        &self,
+        plan: LogicalPlan,
+        state: Arc<SessionState>,
+        budget: Arc<Budget>,
+    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+        self.run(plan, state, budget, self.query_cap()).await
+    }
+
+    /// Plans `plan` physically and starts it, with `cap` bytes of memory at most.
     ///
     /// DataFusion's hash joins cannot spill: one whose build side outgrows the memory left
     /// fails while it builds, before the query emits anything. Such a query is planned again
     /// with sort-merge joins, which spill, and runs once more (TPC-H Q18 at SF 10 needs 1.8 GiB
     /// that way, more than 4 GiB with hash joins).
-    pub async fn execute_plan_within(
+    async fn run(
         &self,
         plan: LogicalPlan,
-        state: &SessionState,
+        state: Arc<SessionState>,
         budget: Arc<Budget>,
+        cap: Option<usize>,
     ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
         let physical = physical_plan(
             &self.planner,
             plan.clone(),
-            state.clone(),
+            Arc::clone(&state),
             Arc::clone(&budget),
         )
         .await?;
         let schema = physical.schema();
         let joins_by_hash = state.config().options().optimizer.prefer_hash_join
             && uses_hash_join(physical.as_ref());
-        let stream = stream::catch_panics(execute_stream(physical, state.task_ctx())?);
+        let stream = stream::catch_panics(execute_stream(physical, task_context(&state, cap))?);
         if !joins_by_hash {
             return Ok((schema, stream));
         }
         let planner = Arc::clone(&self.planner);
-        let mut merging = state.clone();
+        let mut merging = (*state).clone();
         merging
             .config_mut()
             .options_mut()
             .optimizer
             .prefer_hash_join = false;
+        let merging = Arc::new(merging);
         Ok((
             Arc::clone(&schema),
             stream::retry_first(stream, move |error| {
@@ -426,10 +431,11 @@ impl Engine {
                     "a hash join ran out of memory; running the query with sort-merge joins"
                 );
                 Some(Box::pin(async move {
-                    let physical = physical_plan(&planner, plan, merging.clone(), budget).await?;
+                    let physical =
+                        physical_plan(&planner, plan, Arc::clone(&merging), budget).await?;
                     Ok(stream::catch_panics(execute_stream(
                         physical,
-                        merging.task_ctx(),
+                        task_context(&merging, cap),
                     )?))
                 }))
             }),
@@ -451,7 +457,7 @@ impl Engine {
 async fn physical_plan(
     planner: &planner::PlannerPool,
     plan: LogicalPlan,
-    state: SessionState,
+    state: Arc<SessionState>,
     budget: Arc<Budget>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let handle = tokio::runtime::Handle::current();
@@ -462,6 +468,27 @@ async fn physical_plan(
                 .map_err(Error::from)
         })
         .await
+}
+
+/// What one run of a plan of `state` executes in: with `cap`, its memory comes from a pool of
+/// its own inside the shared one.
+fn task_context(state: &SessionState, cap: Option<usize>) -> Arc<TaskContext> {
+    let context = TaskContext::from(state);
+    let Some(cap) = cap else {
+        return Arc::new(context);
+    };
+    let shared = state.runtime_env();
+    let pool = memory::QueryPool::new(Arc::clone(&shared.memory_pool), cap);
+    match RuntimeEnvBuilder::from_runtime_env(shared)
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()
+    {
+        Ok(runtime) => Arc::new(context.with_runtime(runtime)),
+        Err(e) => {
+            tracing::warn!("the query runs without its own memory cap: {e}");
+            Arc::new(context)
+        }
+    }
 }
 
 /// Whether `plan` has a hash join anywhere.

@@ -32,7 +32,7 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MAX_CREDENTIAL_BYTES: usize = 16 * 1024;
 
 /// An authenticated user or service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Principal {
     pub name: String,
     pub groups: Vec<String>,

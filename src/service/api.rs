@@ -4,16 +4,22 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use datafusion::execution::SessionState;
+
 use super::admission::{self, StreamLimits};
 use super::audit::{AuditLog, AuditRecord};
 use super::cancel::{self, CancelKey};
 use super::parked::ParkedPlans;
+use super::plans::PlanCache;
 use super::results::ResultCache;
 use super::rpc::{Call, Rpc};
 use crate::engine::{Engine, SearchPath};
 use crate::error::{Error, Result};
 use crate::governance::{Access, Identity, Logins, Principal, Signer};
 use crate::spec::{Action, DatasetName};
+
+/// Most sessions kept (one per principal and search path in use).
+const SESSIONS_KEPT: u64 = 256;
 
 /// The query service of one mesh.
 pub struct QueryService {
@@ -26,6 +32,9 @@ pub struct QueryService {
     pub(super) running: Arc<cancel::Running>,
     pub(super) audit: AuditLog,
     pub(super) results: ResultCache,
+    pub(super) plans: PlanCache,
+    /// Sessions by principal and search path (see [`QueryService::session`]).
+    pub(super) sessions: moka::sync::Cache<(Principal, SearchPath), Arc<SessionState>>,
     pub(super) parked: ParkedPlans,
 }
 
@@ -69,6 +78,8 @@ impl QueryService {
             limits: StreamLimits::from_settings(&settings),
             running: Arc::default(),
             results: ResultCache::new(settings.result_cache_mb),
+            plans: PlanCache::new(settings.plan_cache_entries),
+            sessions: moka::sync::Cache::new(SESSIONS_KEPT),
             parked: ParkedPlans::default(),
             audit: AuditLog::start(
                 Arc::clone(&engine),
@@ -191,6 +202,11 @@ impl QueryService {
     /// The result cache (its statistics: hits, misses, entries, bytes).
     pub fn results(&self) -> &ResultCache {
         &self.results
+    }
+
+    /// The plan cache (its statistics: hits, stale plans, entries).
+    pub fn plans(&self) -> &PlanCache {
+        &self.plans
     }
 
     /// Waits until every audit record so far is written.

@@ -4,7 +4,8 @@
 //! [`QueryService`] authenticates credentials into principals, plans statements as a principal
 //! (guard, read-only check, governance rewrite: [`QueryService::plan`]), runs them as streams with
 //! the memory cap, deadline, row cap, cancellation and audit attached
-//! ([`QueryService::execute`]), answers repeated queries from a result cache, answers governed listings, ingests into raw layers and runs
+//! ([`QueryService::execute`]), keeps the plans of repeated statements ([`PlanCache`]) and their
+//! answers ([`ResultCache`]), answers governed listings, ingests into raw layers and runs
 //! pipelines. Every call carries a [`Call`]: who asks, with which request. [`serving`] holds what
 //! `meshql serve` does around requests.
 
@@ -15,6 +16,7 @@ mod cancel;
 mod ingest;
 mod listings;
 mod parked;
+mod plans;
 mod query;
 mod results;
 mod rpc;
@@ -28,6 +30,7 @@ pub use audit::{AuditLog, AuditRecord};
 pub use cancel::{CancelKey, cancel_key};
 pub use ingest::{IfExists, IfMissing, IngestTarget};
 pub use listings::{KeyColumn, ListedTable, TableFilter, like};
+pub use plans::{PlanCache, PlanStats};
 pub use query::{Planned, bind};
 pub use results::{CacheStats, ResultCache};
 pub use rpc::{Call, Rpc};

@@ -19,7 +19,7 @@ use super::stream::QueryStream;
 use crate::catalog::Visibility;
 use crate::engine::{Authorizer, Budget, SearchPath};
 use crate::error::{Error, Result};
-use crate::governance::{Context, Governed, govern};
+use crate::governance::{Access, Context, Governed, govern};
 use crate::spec::{Action, DatasetName};
 
 /// A statement planned and governed for one principal, not yet running.
@@ -28,7 +28,7 @@ pub struct Planned {
     /// The governed logical plan (placeholders unbound).
     pub plan: LogicalPlan,
     /// The session it was planned in (and runs in): it lists only what the principal may read.
-    pub state: SessionState,
+    pub state: Arc<SessionState>,
     /// The schema the results will have (with the first row of parameters bound, if given).
     pub schema: SchemaRef,
     /// `$1`, `$2`, ... in numeric order, typed where the plan infers a type (`Null` otherwise).
@@ -79,6 +79,7 @@ impl QueryService {
         self.plan_within(&call, &path, sql, None, None).await
     }
 
+    /// Plans `sql` (or takes the plan kept for it, see [`super::PlanCache`]) within `deadline`.
     async fn plan_within(
         &self,
         call: &Call,
@@ -87,22 +88,34 @@ impl QueryService {
         params: Option<&RecordBatch>,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Planned> {
-        let governed = self
+        let catalog = self.engine.catalog();
+        if params.is_none()
+            && let Some(kept) = self.plans.get(catalog, &call.principal, path, sql).await
+        {
+            return Ok((*kept).clone());
+        }
+        let (governed, state) = self
             .governed(call, path, sql, self.engine.planning_budget(deadline))
             .await?;
-        let (plan, state) = governed;
-        let bound = bind_first(plan.plan.clone(), params)?;
+        let bound = bind_first(governed.plan.clone(), params)?;
         let schema = self.engine.result_schema(&bound, &state).await?;
-        let parameters = parameter_schema(&plan.plan)?;
-        Ok(Planned {
-            plan: plan.plan,
+        let parameters = parameter_schema(&governed.plan)?;
+        let planned = Planned {
+            plan: governed.plan,
             state,
             schema,
             parameters,
-            read: plan.read,
-            masked: plan.masked,
-            rules: plan.rules,
-        })
+            read: governed.read,
+            masked: governed.masked,
+            rules: governed.rules,
+        };
+        if params.is_none() {
+            let kept = Arc::new(planned.clone());
+            self.plans
+                .keep(catalog, &call.principal, path, sql, &kept)
+                .await;
+        }
+        Ok(planned)
     }
 
     /// Plans and governs `sql` within `budget`.
@@ -112,11 +125,9 @@ impl QueryService {
         path: &SearchPath,
         sql: &str,
         budget: Arc<Budget>,
-    ) -> Result<(Governed, SessionState)> {
+    ) -> Result<(Governed, Arc<SessionState>)> {
         let access = self.access(&call.principal);
-        let lister = access.clone();
-        let visible: Visibility = Arc::new(move |d: &DatasetName| lister.can(Action::Read, d));
-        let state = self.engine.session_visible(path, visible);
+        let state = self.session(&access, path);
         let principal = call.principal.clone();
         let decider = access.clone();
         let authorize: Authorizer = Arc::new(move |d: &DatasetName| {
@@ -145,6 +156,17 @@ impl QueryService {
             },
         )?;
         Ok((governed, state))
+    }
+
+    /// The session `access`'s principal plans in within `path`: its listings show what the
+    /// principal may read. Kept for the next statement (a session holds no state of a query).
+    fn session(&self, access: &Access, path: &SearchPath) -> Arc<SessionState> {
+        let key = (access.principal.clone(), path.clone());
+        self.sessions.get_with(key, || {
+            let lister = access.clone();
+            let visible: Visibility = Arc::new(move |d: &DatasetName| lister.can(Action::Read, d));
+            Arc::new(self.engine.session_visible(path, visible))
+        })
     }
 
     /// Runs `sql` for the caller with one row of `params` bound: waits for a slot, plans within
@@ -221,7 +243,7 @@ impl QueryService {
                 let budget = self.engine.planning_budget(deadline);
                 let (_, stream) = self
                     .engine
-                    .execute_plan_within(plan, &planned.state, budget)
+                    .execute_query(plan, Arc::clone(&planned.state), budget)
                     .await?;
                 fill = key.and_then(|k| self.results.fill(k, Arc::clone(&planned.schema)));
                 stream

@@ -18,15 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::memory::MemoryStream;
 
-use crate::catalog::{MeshCatalog, SYSTEM_CATALOG};
+use crate::catalog::MeshCatalog;
 use crate::engine::SearchPath;
 use crate::error::Result;
-use crate::spec::DatasetName;
 
 /// What identifies one answer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -114,35 +112,12 @@ impl ResultCache {
         if self.inner.is_none() || !cacheable_shape(plan) {
             return Ok(None);
         }
-        let mut scans = Vec::new();
-        plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                scans.push(scan.clone());
-            }
-            Ok(TreeNodeRecursion::Continue)
-        })?;
-        let mut versions = Vec::with_capacity(scans.len());
-        for scan in scans {
-            let name = DatasetName::resolve(&scan.table_name, &path.domain, &path.layer);
-            if name.domain == SYSTEM_CATALOG || catalog.store(&name).is_none() {
-                return Ok(None);
-            }
-            let Some(snapshot) = catalog.snapshot(&name).await? else {
-                return Ok(None);
-            };
-            let Some(version) = snapshot.version else {
-                return Ok(None);
-            };
-            // The version is the one the plan reads only if the plan holds that very snapshot
-            // (a publish in between would have replaced it).
-            let planned = source_as_provider(&scan.source)?;
-            if !Arc::ptr_eq(&planned, &snapshot.provider) {
-                return Ok(None);
-            }
-            versions.push((name.to_string(), version));
-        }
-        versions.sort();
-        versions.dedup();
+        let Some(versions) = catalog
+            .versions_read(plan, &path.domain, &path.layer)
+            .await?
+        else {
+            return Ok(None);
+        };
         Ok(Some(ResultKey {
             plan: plan.clone(),
             versions,
@@ -227,7 +202,7 @@ fn kept_bytes(batches: &[RecordBatch]) -> u64 {
 
 /// A query whose answer depends only on the tables it reads: no EXPLAIN (its text shows
 /// timings and plans), no statement, no extension node, no volatile or stable function.
-fn cacheable_shape(plan: &LogicalPlan) -> bool {
+pub(super) fn cacheable_shape(plan: &LogicalPlan) -> bool {
     let mut ok = true;
     let walked = plan.apply_with_subqueries(|node| {
         let node_ok = !matches!(

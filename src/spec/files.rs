@@ -283,6 +283,9 @@ pub struct ServerSettings {
     /// principal over the same table versions is answered without running again (see the
     /// README). 0: off. Default 256.
     pub result_cache_mb: u64,
+    /// Governed plans kept for statements a principal sends again (see the README), at most
+    /// this many. 0: off. Default 1024.
+    pub plan_cache_entries: u64,
     /// After Ctrl-C or SIGTERM, how long running requests may take to finish before the process
     /// exits anyway, in seconds. Default 30.
     pub shutdown_grace_secs: u64,
@@ -358,6 +361,7 @@ impl Default for ServerSettings {
             audit_flush_secs: 10,
             query_memory_limit_mb: 1024,
             result_cache_mb: 256,
+            plan_cache_entries: 1024,
             shutdown_grace_secs: 30,
             jwt: None,
         }

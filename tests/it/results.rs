@@ -1,11 +1,12 @@
-//! The result cache, through the query service every front end uses: repeated queries are
-//! answered from it, never across a publish, a difference in policy or a volatile function.
+//! The result and plan caches, through the query service every front end uses: repeated
+//! queries are answered and repeated statements planned from them, never across a publish, a
+//! difference in policy or a volatile function.
 
 use std::sync::Arc;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use futures::TryStreamExt;
-use meshql::service::{CacheStats, Call, QueryService, Rpc};
+use meshql::service::{CacheStats, Call, PlanStats, QueryService, Rpc};
 use meshql::spec::DatasetName;
 use meshql::storage::{CommitMetadata, WriteMode};
 
@@ -55,6 +56,10 @@ async fn answer(service: &QueryService, who: &str, sql: &str) -> String {
 
 fn stats(service: &QueryService) -> CacheStats {
     service.results().stats()
+}
+
+fn plans(service: &QueryService) -> PlanStats {
+    service.plans().stats()
 }
 
 #[test]
@@ -120,6 +125,8 @@ fn volatile_functions_table_functions_and_the_system_catalog_are_never_kept() {
             answer(&service, "admin", sql).await;
             let s = stats(&service);
             assert_eq!((s.hits, s.entries), (0, 0), "{sql}");
+            let p = plans(&service);
+            assert_eq!((p.hits, p.entries), (0, 0), "no plan kept for {sql}");
         }
     });
 }
@@ -190,5 +197,70 @@ fn a_statement_announced_is_run_from_the_plan_made_for_it_once() {
             now,
             "gone with the refused attempt"
         );
+    });
+}
+
+#[test]
+fn a_repeated_statement_is_planned_once_per_table_version_and_principal() {
+    runtime().block_on(async {
+        // Without the result cache, so that every answer is computed from the plan it got.
+        let (_dir, e, service) = built("  result_cache_mb: 0\n").await;
+        let sql = "SELECT region, sum(revenue) AS revenue FROM finance.gold.revenue_vs_target GROUP BY region ORDER BY region";
+        let first = answer(&service, "finance", sql).await;
+        assert!(first.contains("north"), "{first}");
+        assert_eq!((plans(&service).hits, plans(&service).entries), (0, 1));
+        assert_eq!(answer(&service, "finance", sql).await, first);
+        assert_eq!(plans(&service).hits, 1);
+
+        // Another principal gets a plan of its own, governed for it.
+        answer(&service, "admin", sql).await;
+        assert_eq!((plans(&service).hits, plans(&service).entries), (1, 2));
+        // Masks differ by principal: a kept plan is never another principal's.
+        let ids = "SELECT customer_id FROM sales.gold.customer_value ORDER BY customer_id LIMIT 3";
+        let sales = answer(&service, "sales", ids).await;
+        let marketing = answer(&service, "marketing", ids).await;
+        assert_ne!(sales, marketing);
+        assert_eq!(answer(&service, "sales", ids).await, sales);
+        assert_eq!(answer(&service, "marketing", ids).await, marketing);
+
+        // A publish: the kept plan read the old snapshot, so the statement is planned afresh.
+        publish_without_north(&e).await;
+        let after = answer(&service, "finance", sql).await;
+        assert!(!after.contains("north"), "{after}");
+        assert_eq!(plans(&service).stale, 1);
+        let hits = plans(&service).hits;
+        assert_eq!(answer(&service, "finance", sql).await, after);
+        assert_eq!(plans(&service).hits, hits + 1, "the new plan is kept");
+    });
+}
+
+#[test]
+fn statements_with_parameters_are_planned_each_time_and_the_plan_cache_can_be_turned_off() {
+    runtime().block_on(async {
+        let (_dir, _e, service) = built("").await;
+        let path = service.default_path().clone();
+        let admin = Call::new(service.principal_named("admin").unwrap(), Rpc::DoGet);
+        let sql = "SELECT count(*) AS n FROM finance.gold.revenue_vs_target WHERE revenue > $1";
+        let params = datafusion::arrow::record_batch::RecordBatch::try_from_iter([(
+            "$1",
+            std::sync::Arc::new(datafusion::arrow::array::Float64Array::from(vec![0.0]))
+                as datafusion::arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        for _ in 0..2 {
+            let stream = service
+                .execute(&admin, &path, sql, Some(&params), None, None)
+                .await
+                .unwrap();
+            let _: Vec<_> = stream.try_collect().await.unwrap();
+        }
+        assert_eq!(plans(&service).hits, 0);
+
+        let (_dir, _e, service) = built("  plan_cache_entries: 0\n").await;
+        let sql = "SELECT count(*) AS n FROM finance.gold.revenue_vs_target";
+        answer(&service, "admin", sql).await;
+        answer(&service, "admin", sql).await;
+        assert_eq!(plans(&service), PlanStats::default());
+        assert_eq!(stats(&service).hits, 1, "the result cache still answers");
     });
 }
