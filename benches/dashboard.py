@@ -64,6 +64,11 @@ def measure(uri: str, clients: int, per_client: int) -> list[float]:
     return latencies
 
 
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=200, help="queries per client (default 200)")
@@ -85,10 +90,17 @@ def main() -> int:
             for clients in counts:
                 for name, server in servers.items():
                     measure(server.uri, 1, len(QUERIES))  # connections and first plans
+                    server_cpu, client_cpu = server.cpu_seconds(), _own_cpu()
                     ms = sorted(measure(server.uri, clients, args.queries))
+                    server_cpu = server.cpu_seconds() - server_cpu
+                    client_cpu = _own_cpu() - client_cpu
                     block = {"server": name, "clients": clients, "queries": len(ms),
                              "p50_ms": round(statistics.median(ms), 2),
-                             "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 2)}
+                             "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 2),
+                             # CPU time per query: what the server spends, and what the clients
+                             # (Python and the ADBC driver, on the same cores) spend.
+                             "server_cpu_ms": round(server_cpu / len(ms) * 1000, 3),
+                             "client_cpu_ms": round(client_cpu / len(ms) * 1000, 3)}
                     report["blocks"].append(block)
                     print(json.dumps(block), flush=True)
         finally:
@@ -98,13 +110,16 @@ def main() -> int:
     lines = ["# Dashboard latency (demo mesh, ADBC, analyst)", "",
              f"{args.queries} queries per client, {os.cpu_count()} cpus, load {report['load_before'][0]:.2f} "
              f"before / {report['load_after'][0]:.2f} after", "",
-             "| clients | cache off p50 | cache off p99 | cache on p50 | cache on p99 | on/off p50 |",
-             "|---|---|---|---|---|---|"]
+             "| clients | cache off p50 | cache off p99 | cache on p50 | cache on p99 | on/off p50 "
+             "| server CPU/query (off, on) | client CPU/query (off, on) |",
+             "|---|---|---|---|---|---|---|---|"]
     for clients in counts:
         off, on = (next(b for b in report["blocks"] if b["server"] == s and b["clients"] == clients)
                    for s in ("cache off", "cache on"))
         lines.append(f"| {clients} | {off['p50_ms']} ms | {off['p99_ms']} ms | {on['p50_ms']} ms | "
-                     f"{on['p99_ms']} ms | {on['p50_ms'] / off['p50_ms']:.2f} |")
+                     f"{on['p99_ms']} ms | {on['p50_ms'] / off['p50_ms']:.2f} | "
+                     f"{off['server_cpu_ms']}, {on['server_cpu_ms']} ms | "
+                     f"{off['client_cpu_ms']}, {on['client_cpu_ms']} ms |")
     markdown = "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
