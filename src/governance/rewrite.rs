@@ -43,8 +43,11 @@ pub struct Context<'a> {
     /// Where unqualified names resolve (the session's default domain and layer).
     pub domain: &'a str,
     pub layer: &'a str,
-    /// Every dataset of the catalog, to limit the system catalog's rows.
-    pub known: &'a [DatasetName],
+    /// The datasets of the catalog: whether a name is one (table functions, a job's steps and
+    /// other session-local tables are not), and all of them (to limit the system catalog's
+    /// rows). Looked up, never copied, for each statement.
+    pub known: &'a dyn Fn(&DatasetName) -> bool,
+    pub datasets: &'a dyn Fn() -> Vec<DatasetName>,
 }
 
 /// Governs `plan` for `cx.access`.
@@ -122,7 +125,7 @@ fn scan_plan(
     let name = DatasetName::resolve(&scan.table_name, domain, layer);
     // Table functions (`generate_series(...)`), a job's step outputs and other session-local
     // tables are not datasets: only known datasets and the system catalog are governed.
-    if name.domain != "mesh" && !cx.known.contains(&name) {
+    if name.domain != "mesh" && !(cx.known)(&name) {
         return Ok(LogicalPlan::TableScan(scan));
     }
     if check_reads {
@@ -253,8 +256,8 @@ fn is_text(t: &datafusion::arrow::datatypes::DataType) -> bool {
 
 /// The predicate limiting a system table to what the principal may read.
 fn system_filter(name: &DatasetName, cx: &Context<'_>) -> Option<String> {
-    let readable: Vec<&DatasetName> = cx
-        .known
+    let all = (cx.datasets)();
+    let readable: Vec<&DatasetName> = all
         .iter()
         .filter(|d| d.domain != "mesh" && cx.access.can(Action::Read, d))
         .collect();

@@ -144,7 +144,7 @@ impl QueryService {
             .engine
             .plan_within(sql, &state, budget, Some(authorize))
             .await?;
-        let known = self.engine.catalog().dataset_names();
+        let catalog = self.engine.catalog();
         let governed = govern(
             plan,
             &Context {
@@ -152,7 +152,8 @@ impl QueryService {
                 state: &state,
                 domain: &path.domain,
                 layer: &path.layer,
-                known: &known,
+                known: &|d| catalog.store(d).is_some(),
+                datasets: &|| catalog.dataset_names(),
             },
         )?;
         Ok((governed, state))
