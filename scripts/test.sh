@@ -18,4 +18,8 @@ if [ -d tests/clients ]; then
   # The TPC-H harness in its smoke form: all 22 queries at SF 0.01, answers checked against
   # DataFusion and DuckDB (timings of a debug build mean nothing; see benches/README.md).
   MESHQL_BIN="$CARGO_TARGET_DIR/debug/meshql" "$venv/bin/python" benches/tpch/run.py --smoke
+  # The transfer and dashboard benchmarks in short forms, so that they keep working.
+  MESHQL_BIN="$CARGO_TARGET_DIR/debug/meshql" "$venv/bin/python" benches/transfers.py --smoke
+  MESHQL_BIN="$CARGO_TARGET_DIR/debug/meshql" "$venv/bin/python" benches/dashboard.py --queries 5 --clients 1,2 \
+    --out "$CARGO_TARGET_DIR/bench-smoke/dashboard"
 fi

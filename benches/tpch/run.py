@@ -56,6 +56,9 @@ def arguments() -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=600, help="client-side limit per query, seconds")
     ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                     help="a server setting of the benchmark mesh (repeatable), e.g. query_memory_limit_mb=0")
+    ap.add_argument("--format", choices=["parquet", "delta"], default="parquet",
+                    help="what meshql reads: the Parquet files in place (default), or Delta copies "
+                    "of them written by `meshql run`; the in-process engines read the Parquet files")
     ap.add_argument("--smoke", action="store_true", help="SF 0.01, one repetition")
     args = ap.parse_args()
     if args.smoke:
@@ -92,8 +95,9 @@ def generate(data: Path, sf: float) -> None:
     subprocess.run([str(cli), "parquet", "-s", f"{sf:g}", "--output-dir", str(data)], check=True)
 
 
-def write_mesh(root: Path, data: Path, settings: list[str]) -> Path:
-    """A mesh with one `tpch` domain whose raw layer is the Parquet files, read in place;
+def write_mesh(root: Path, data: Path, settings: list[str], delta: bool = False) -> Path:
+    """A mesh with one `tpch` domain whose raw layer is the Parquet files, read in place, and
+    with `delta` a silver layer holding a Delta copy of each (built by `meshql run`);
     `settings` (`key=value`) go into its `server:` block."""
     (root / "catalog" / "tpch").mkdir(parents=True)
     server = "".join(f"  {k.strip()}: {v.strip()}\n" for k, v in (s.split("=", 1) for s in settings))
@@ -103,15 +107,24 @@ def write_mesh(root: Path, data: Path, settings: list[str]) -> Path:
     sources = "".join(
         f"  - name: {t}\n    layer: raw\n    format: parquet\n    location: {data / (t + '.parquet')}\n"
         for t in TABLES)
+    layers = "[raw, silver]" if delta else "[raw]"
     (root / "catalog" / "tpch" / "domain.yaml").write_text(
-        f"owner: benchmarks\nlayers: [raw]\nsources:\n{sources}")
+        f"owner: benchmarks\nlayers: {layers}\nsources:\n{sources}")
+    if delta:
+        silver = root / "sql" / "tpch" / "silver"
+        silver.mkdir(parents=True)
+        for t in TABLES:
+            (silver / f"{t}.sql").write_text(f"SELECT * FROM raw.{t}\n")
+        built = harness.run(["run"], root, timeout=3600)
+        if built.returncode != 0:
+            raise SystemExit(f"meshql run (the Delta copies) failed:\n{built.stdout}{built.stderr}")
     return root
 
 
 class Meshql:
     name = "meshql"
 
-    def __init__(self, mesh: Path, timeout: float):
+    def __init__(self, mesh: Path, timeout: float, schema: str = "raw"):
         self.server = harness.Server(mesh).start()
         import adbc_driver_flightsql
         import adbc_driver_flightsql.dbapi as flightsql
@@ -123,7 +136,7 @@ class Meshql:
         }
         self.conn = flightsql.connect(self.server.uri, db_kwargs=options, autocommit=True)
         self.conn.adbc_current_catalog = "tpch"
-        self.conn.adbc_current_db_schema = "raw"
+        self.conn.adbc_current_db_schema = schema
 
     def version(self) -> str:
         out = subprocess.run([harness.meshql_binary(), "--version"], capture_output=True, text=True)
@@ -242,14 +255,16 @@ def main() -> int:
     if 11 in queries:
         # Q11's FRACTION is 0.0001 / SF (specification, 2.4.11.3).
         queries[11] = queries[11].replace("* 0.0001", f"* {0.0001 / args.sf:.10f}".rstrip("0"))
-    report = {"benchmark": "tpch", "scale_factor": args.sf, "repetitions": args.reps,
+    report = {"benchmark": "tpch", "scale_factor": args.sf, "format": args.format, "settings": args.setting, "repetitions": args.reps,
               "threads": args.threads, "machine": machine(), "load_before": os.getloadavg(),
               "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "queries": {}}
     with tempfile.TemporaryDirectory(prefix="meshql-tpch-") as tmp:
         engines = []
         try:
-            engines.append(Meshql(write_mesh(Path(tmp), args.data, args.setting), args.timeout))
+            delta = args.format == "delta"
+            mesh = write_mesh(Path(tmp), args.data, args.setting, delta)
+            engines.append(Meshql(mesh, args.timeout, "silver" if delta else "raw"))
             if "datafusion" in args.engines:
                 engines.append(DataFusion(args.data, args.threads))
             if "duckdb" in args.engines:
@@ -327,6 +342,8 @@ def to_markdown(report: dict, names: list[str]) -> str:
         f"- versions: {', '.join(report.get('versions', {}).values())}",
         f"- {report['repetitions']} repetition(s), interleaved; medians; {report['threads']} threads in-process",
         f"- load average before/after: {report['load_before'][0]:.2f} / {report['load_after'][0]:.2f}",
+        f"- meshql reads: {'Delta copies (meshql run)' if report.get('format') == 'delta' else 'the Parquet files'}"
+        + (f"; settings: {', '.join(report['settings'])}" if report.get("settings") else ""),
         f"- meshql peak RSS: {report.get('meshql_peak_rss_mib', '?')} MiB",
         "",
         "| query | " + " | ".join(f"{n} ms" for n in names) + " | "
