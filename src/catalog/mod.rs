@@ -3,7 +3,11 @@
 //!
 //! Opened tables are cached (moka). A publish by this process invalidates its entry at once; a
 //! version written by another process becomes visible within the configured staleness bound.
+//! Reopening a table whose version has not changed answers the snapshot opened before, so the
+//! plans and answers kept for it stay valid; datasets named by `server.accelerate` are served
+//! from memory ([`Accelerator`]).
 
+mod accelerated;
 mod providers;
 mod system;
 
@@ -23,9 +27,11 @@ use datafusion::prelude::SessionConfig;
 use moka::future::Cache;
 
 use crate::error::{Error, Result};
+use crate::spec::policy::Pattern;
 use crate::spec::{DatasetKind, DatasetName, Materialization, Mesh};
 use crate::storage::{CommitMetadata, Published, TableSnapshot, TableStore, Warehouse, WriteMode};
 
+pub use accelerated::{Acceleration, Accelerator};
 pub use providers::{DomainCatalog, LayerSchema, Visibility};
 pub use system::{SYSTEM_CATALOG, SystemCatalog, system_schema, system_tables};
 
@@ -36,6 +42,9 @@ pub struct MeshCatalog {
     /// Declared datasets, then tables found in (or ingested into) the warehouse.
     stores: RwLock<BTreeMap<DatasetName, Arc<dyn TableStore>>>,
     cache: Cache<DatasetName, Option<Arc<TableSnapshot>>>,
+    /// The last snapshot opened of each dataset, past the staleness bound: a reopening that
+    /// finds the same version answers it again.
+    last: moka::sync::Cache<DatasetName, Arc<TableSnapshot>>,
     /// Schemas of published datasets, kept past the snapshot cache's staleness bound so that
     /// listings (GetTables, information_schema) do not reopen every table's storage.
     schemas: RwLock<HashMap<DatasetName, SchemaRef>>,
@@ -43,6 +52,8 @@ pub struct MeshCatalog {
     creating: moka::sync::Cache<DatasetName, Arc<tokio::sync::Mutex<()>>>,
     /// Session used to open tables (schema inference of sources); shares the engine's runtime.
     open_state: SessionState,
+    /// Datasets held in memory (`server.accelerate`).
+    accelerator: Arc<Accelerator>,
     /// This catalog, for planning views over it.
     me: Weak<MeshCatalog>,
 }
@@ -84,6 +95,11 @@ impl MeshCatalog {
                 stores.insert(name.clone(), warehouse.delta_store(&name)?);
             }
         }
+        let patterns = mesh.server.accelerate.iter();
+        let accelerator = Accelerator::new(
+            patterns.filter_map(|p| Pattern::dataset(p)).collect(),
+            mesh.server.acceleration_mb,
+        );
         let cache = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(staleness)
@@ -98,12 +114,14 @@ impl MeshCatalog {
             warehouse,
             stores: RwLock::new(stores),
             cache,
+            last: moka::sync::Cache::new(100_000),
             schemas: RwLock::default(),
             creating: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
             open_state,
+            accelerator: Arc::new(accelerator),
             me: me.clone(),
         }))
     }
@@ -114,6 +132,26 @@ impl MeshCatalog {
 
     pub fn warehouse(&self) -> &Warehouse {
         &self.warehouse
+    }
+
+    /// The datasets held in memory.
+    pub fn accelerator(&self) -> &Accelerator {
+        &self.accelerator
+    }
+
+    /// Starts holding the datasets of `server.accelerate` in memory, and loads them now, one
+    /// after another: whatever was opened before is opened again.
+    pub async fn accelerate(&self) {
+        self.accelerator.enable();
+        for name in self.dataset_names() {
+            if !self.accelerator.configured(&name) || self.is_view(&name) {
+                continue;
+            }
+            self.invalidate(&name).await;
+            if let Err(e) = self.snapshot(&name).await {
+                tracing::warn!("`{name}` could not be held in memory: {e}");
+            }
+        }
     }
 
     /// The store of a dataset.
@@ -213,6 +251,7 @@ impl MeshCatalog {
             provider: Arc::new(ViewTable::new(plan, Some(sql.to_string()))),
             version: None,
             last_modified: None,
+            identity: None,
         })
     }
 
@@ -229,9 +268,25 @@ impl MeshCatalog {
             return Ok(opened);
         }
         let state = self.open_state.clone();
+        let accelerator = Arc::clone(&self.accelerator);
+        let last = self.last.clone();
+        let dataset = name.clone();
         self.cache
             .try_get_with(name.clone(), async move {
-                store.open(&state).await.map(|o| o.map(Arc::new))
+                let Some(opened) = store.open(&state).await? else {
+                    return Ok(None);
+                };
+                // Reopened at the version it had: the snapshot it had, so that plans made over
+                // it (and answers kept for them) stay current.
+                if let Some(kept) = last.get(&dataset)
+                    && opened.identity.is_some()
+                    && kept.identity == opened.identity
+                {
+                    return Ok(Some(kept));
+                }
+                let served = Arc::new(accelerator.serve(&dataset, opened, &state).await);
+                last.insert(dataset, Arc::clone(&served));
+                Ok(Some(served))
             })
             .await
             .map_err(|e: Arc<Error>| Error::new(e.kind(), e.to_string()))
@@ -366,6 +421,7 @@ impl MeshCatalog {
     /// Forgets the cached version of `name`, so the next query sees the latest commit.
     pub async fn invalidate(&self, name: &DatasetName) {
         self.cache.invalidate(name).await;
+        self.last.invalidate(name);
         if let Ok(mut schemas) = self.schemas.write() {
             schemas.remove(name);
         }

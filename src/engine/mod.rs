@@ -39,6 +39,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DfStatement;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 
+pub(crate) use functions::human;
 pub use guard::SqlLimits;
 pub use overview::DatasetFacts;
 pub use planner::Budget;

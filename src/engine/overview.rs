@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::Engine;
+use super::functions::human;
 use crate::catalog::SYSTEM_CATALOG;
 use crate::error::{Error, Result};
 use crate::spec::{DatasetKind, DatasetName};
@@ -78,7 +79,7 @@ impl Engine {
     }
 
     /// One row per dataset: domain, layer, dataset, kind, format, version, rows, last update,
-    /// product and freshness (`meshql catalog`).
+    /// product, freshness and whether it is held in memory (`meshql catalog`).
     pub async fn overview(&self) -> Result<RecordBatch> {
         let now = chrono::Utc::now();
         let mut facts = Vec::new();
@@ -106,6 +107,7 @@ impl Engine {
         ));
         fields.push(Field::new("product", DataType::Utf8, true));
         fields.push(Field::new("freshness", DataType::Utf8, true));
+        fields.push(Field::new("accelerated", DataType::Utf8, true));
         let arrays: Vec<ArrayRef> = vec![
             text(&|f| Some(f.name.domain.clone())),
             text(&|f| Some(f.name.layer.clone())),
@@ -132,6 +134,15 @@ impl Engine {
                 contract(f).map(|c| {
                     crate::spec::contract::freshness(c.latency, f.last_update, now).to_string()
                 })
+            }),
+            text(&|f| {
+                let accelerator = self.catalog().accelerator();
+                match accelerator.status(&f.name) {
+                    Some(held) => Some(format!("in memory, {}", human(held.bytes as u128))),
+                    None => accelerator
+                        .configured(&f.name)
+                        .then(|| "when served".to_string()),
+                }
             }),
         ];
         Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)

@@ -66,15 +66,21 @@ pub struct Maintenance {
 }
 
 impl Maintenance {
-    /// Starts schedules and the freshness monitor, and — when `on_described` is given — the
-    /// description of the mesh in its system catalog ([`describe`]), which it is told of.
+    /// Starts holding the datasets of `server.accelerate` in memory, schedules and the
+    /// freshness monitor, and — when `on_described` is given — the description of the mesh in
+    /// its system catalog ([`describe`]), which it is told of.
     pub fn start(engine: &Arc<Engine>, on_described: Option<OnDescribed>) -> Self {
         let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
         let every = Duration::from_secs(engine.mesh().notifications.freshness_check_secs.max(1));
+        let catalog = Arc::clone(engine.catalog());
         let mut tasks = vec![
+            spawn(until(
+                async move { catalog.accelerate().await },
+                stopped(stop_rx.clone()),
+            )),
             spawn(run_schedules(Arc::clone(engine), stopped(stop_rx.clone()))),
             spawn(FreshnessMonitor::new(Arc::clone(engine)).watch(every, stopped(stop_rx.clone()))),
         ];
@@ -98,6 +104,14 @@ impl Maintenance {
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+}
+
+/// `work` until `stop` resolves, whichever comes first.
+async fn until(work: impl Future<Output = ()>, stop: impl Future<Output = ()>) {
+    tokio::select! {
+        _ = work => {}
+        _ = stop => {}
     }
 }
 

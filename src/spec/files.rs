@@ -283,6 +283,12 @@ pub struct ServerSettings {
     /// principal over the same table versions is answered without running again (see the
     /// README). 0: off. Default 256.
     pub result_cache_mb: u64,
+    /// Datasets held in memory as Arrow (acceleration), as `domain`, `domain.layer` or
+    /// `domain.layer.dataset` patterns with `*` for any part; see the README. Default: none.
+    pub accelerate: Vec<String>,
+    /// Memory for the datasets of `accelerate`, in MiB, all together; a dataset that does not
+    /// fit is read from storage. On top of `memory_limit_mb`. Default 1024.
+    pub acceleration_mb: u64,
     /// Governed plans kept for statements a principal sends again (see the README), at most
     /// this many. 0: off. Default 1024.
     pub plan_cache_entries: u64,
@@ -362,6 +368,8 @@ impl Default for ServerSettings {
             query_memory_limit_mb: 1024,
             result_cache_mb: 256,
             plan_cache_entries: 1024,
+            accelerate: Vec::new(),
+            acceleration_mb: 1024,
             shutdown_grace_secs: 30,
             jwt: None,
         }

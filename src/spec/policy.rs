@@ -85,14 +85,20 @@ pub enum Effect {
 pub struct Pattern(Vec<String>);
 
 impl Pattern {
+    /// A dataset pattern (`domain`, `domain.layer` or `domain.layer.dataset`, `*` for any part).
+    pub fn dataset(s: &str) -> Option<Self> {
+        Self::parse(s, 3)
+    }
+
     fn parse(s: &str, max_parts: usize) -> Option<Self> {
         let parts: Vec<String> = s.split('.').map(str::to_string).collect();
         let ok = !parts.is_empty()
             && parts.len() <= max_parts
             && parts.iter().all(|p| {
-                p == "*"
-                    || super::is_valid_name(p)
-                    || p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                !p.is_empty()
+                    && (p == "*"
+                        || super::is_valid_name(p)
+                        || p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
             });
         ok.then_some(Self(parts))
     }

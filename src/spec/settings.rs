@@ -63,6 +63,20 @@ pub fn check(
             format!("invalid OpenLineage URL `{u}`; expected http:// or https://"),
         ));
     }
+    for (i, pattern) in spec.server.accelerate.iter().enumerate() {
+        if crate::spec::policy::Pattern::dataset(pattern).is_none() {
+            let (l, c) = pos.value(&["server".into(), "accelerate".into(), i.to_string()]);
+            diags.push(Diagnostic::new(
+                mesh_file,
+                l,
+                c,
+                format!(
+                    "invalid dataset pattern `{pattern}` in server.accelerate; expected domain, \
+                     domain.layer or domain.layer.dataset (`*` for any part)"
+                ),
+            ));
+        }
+    }
     let addr = &spec.server.addr;
     if addr.parse::<std::net::SocketAddr>().is_err() {
         let (l, c) = pos.value(&["server".into(), "addr".into()]);

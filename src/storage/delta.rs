@@ -1,5 +1,6 @@
 //! Delta Lake tables through delta-rs.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -81,10 +82,18 @@ impl TableStore for DeltaStore {
             .table_provider()
             .await
             .map_err(|e| Error::from(e).with_context("table", &self.location))?;
+        // The version and its commit time: a table dropped and written anew starts again at
+        // version 0, at another time.
+        let identity = version.map(|v| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            (v, last_modified.map(|t| t.timestamp_micros())).hash(&mut hasher);
+            hasher.finish()
+        });
         Ok(Some(TableSnapshot {
             provider,
             version,
             last_modified,
+            identity,
         }))
     }
 

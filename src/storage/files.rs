@@ -1,5 +1,6 @@
 //! Read-only datasets over existing CSV, Parquet or JSON files (a file or a folder of files).
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
+use futures::TryStreamExt;
 
 use super::{CommitMetadata, Published, TableSnapshot, TableStore, WriteMode};
 use crate::error::{Error, Result};
@@ -56,6 +58,26 @@ impl FileStore {
             .with_file_extension(extension)
             .with_session_config_options(session.config())
     }
+
+    /// A hash of the names, sizes and modification times of the files at `url` now.
+    async fn identity(&self, session: &SessionState, url: &ListingTableUrl) -> Result<u64> {
+        let store = session.runtime_env().object_store(url)?;
+        let extension = self.listing_options(session).file_extension;
+        let mut files: Vec<(String, u64, i64)> = url
+            .list_all_files(session, store.as_ref(), &extension)
+            .await?
+            .map_ok(|m| {
+                let modified = m.last_modified.timestamp_nanos_opt().unwrap_or_default();
+                (m.location.to_string(), m.size, modified)
+            })
+            .try_collect()
+            .await
+            .map_err(|e| Error::from(e).with_context("source", &self.source.location))?;
+        files.sort();
+        let mut hasher = std::hash::DefaultHasher::new();
+        files.hash(&mut hasher);
+        Ok(hasher.finish())
+    }
 }
 
 #[async_trait]
@@ -79,6 +101,7 @@ impl TableStore for FileStore {
             .infer_schema(session, &url)
             .await
             .map_err(|e| Error::from(e).with_context("source", &self.source.location))?;
+        let identity = self.identity(session, &url).await?;
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(schema);
@@ -87,6 +110,7 @@ impl TableStore for FileStore {
             provider: Arc::new(table),
             version: None,
             last_modified: None,
+            identity: Some(identity),
         }))
     }
 

@@ -31,6 +31,10 @@ pub struct TableSnapshot {
     pub version: Option<u64>,
     /// Time of the last commit, when the format records it.
     pub last_modified: Option<DateTime<Utc>>,
+    /// What identifies this version's contents: a hash of the Delta version and its commit
+    /// time, or for files of their names, sizes and modification times. `None` when nothing
+    /// does (a view).
+    pub identity: Option<u64>,
 }
 
 /// The result of publishing a new version.

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (link once), one module per area.
 
+mod acceleration;
 mod cli;
 mod common;
 mod flight;

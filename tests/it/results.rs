@@ -13,7 +13,7 @@ use meshql::storage::{CommitMetadata, WriteMode};
 use meshql::engine::Engine;
 use tempfile::TempDir;
 
-use crate::common::{demo_with, runtime};
+use crate::common::{build_all, demo_mesh, demo_with, edit, engine, runtime};
 
 /// The built demo mesh with `settings` under `server:`, its engine and an unaudited service.
 async fn built(settings: &str) -> (TempDir, Arc<Engine>, Arc<QueryService>) {
@@ -262,5 +262,25 @@ fn statements_with_parameters_are_planned_each_time_and_the_plan_cache_can_be_tu
         answer(&service, "admin", sql).await;
         assert_eq!(plans(&service), PlanStats::default());
         assert_eq!(stats(&service).hits, 1, "the result cache still answers");
+    });
+}
+
+#[test]
+fn kept_plans_and_answers_outlive_the_staleness_bound_while_the_version_is_the_same() {
+    runtime().block_on(async {
+        // Past the staleness bound every table is opened again; its version stays the same.
+        let dir = demo_mesh();
+        build_all(&engine(dir.path())).await;
+        let mesh = dir.path().join("catalog/mesh.yaml");
+        edit(&mesh, "catalog_staleness_secs: 5", "catalog_staleness_secs: 1");
+        let service = QueryService::unaudited(engine(dir.path())).unwrap();
+        let sql = "SELECT region, sum(revenue) AS revenue FROM finance.gold.revenue_vs_target GROUP BY region ORDER BY region";
+        let first = answer(&service, "finance", sql).await;
+        for _ in 0..2 {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            assert_eq!(answer(&service, "finance", sql).await, first);
+        }
+        assert_eq!((plans(&service).hits, plans(&service).stale), (2, 0));
+        assert_eq!(stats(&service).hits, 2);
     });
 }

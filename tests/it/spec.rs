@@ -57,7 +57,7 @@ fn unknown_keys_are_all_reported_with_positions_and_hints() {
         [
             "catalog/mesh.yaml:2:1: unknown key `warehous`; expected one of: admin_group, default_format, description, domains, lineage, name, notifications, policies, principals, server, warehouse (did you mean `warehouse`?)",
             "catalog/mesh.yaml:5:5: unknown key `paht`; expected one of: name, path, sql (did you mean `path`?)",
-            "catalog/mesh.yaml:8:3: unknown key `adr`; expected one of: addr, audit, audit_flush_secs, catalog_staleness_secs, idle_timeout_secs, jwt, max_concurrent_queries, max_connections, max_expr_depth, max_queued_queries, max_result_rows, max_sql_bytes, memory_limit_mb, plan_cache_entries, planner_threads, planning_timeout_secs, previous_signing_keys, query_memory_limit_mb, query_timeout_secs, result_cache_mb, shutdown_grace_secs, signing_key, tls, token_ttl_secs, view_types (did you mean `addr`?)",
+            "catalog/mesh.yaml:8:3: unknown key `adr`; expected one of: accelerate, acceleration_mb, addr, audit, audit_flush_secs, catalog_staleness_secs, idle_timeout_secs, jwt, max_concurrent_queries, max_connections, max_expr_depth, max_queued_queries, max_result_rows, max_sql_bytes, memory_limit_mb, plan_cache_entries, planner_threads, planning_timeout_secs, previous_signing_keys, query_memory_limit_mb, query_timeout_secs, result_cache_mb, shutdown_grace_secs, signing_key, tls, token_ttl_secs, view_types (did you mean `addr`?)",
         ]
     );
 }
@@ -369,6 +369,21 @@ fn policy_webhook_and_identity_provider_problems_are_pinned() {
             "catalog/mesh.yaml:17:10: invalid pattern `shop.silver.items.extra`; expected domain, domain.layer or domain.layer.dataset (`*` for any part)",
             "catalog/mesh.yaml:20:12: invalid webhook URL `ftp://x`; expected http:// or https://",
             "catalog/mesh.yaml:24:11: cannot read the JWKS file …/missing.json",
+        ]
+    );
+}
+
+#[test]
+fn acceleration_patterns_are_checked() {
+    let got = problems(&[(
+        "catalog/mesh.yaml",
+        "name: t\ndomains:\n  - name: shop\n  - name: hr\nserver:\n  accelerate: [shop.gold, shop.gold.items.x, 'shop..x']\n",
+    )]);
+    assert_eq!(
+        got,
+        [
+            "catalog/mesh.yaml:6:27: invalid dataset pattern `shop.gold.items.x` in server.accelerate; expected domain, domain.layer or domain.layer.dataset (`*` for any part)",
+            "catalog/mesh.yaml:6:46: invalid dataset pattern `shop..x` in server.accelerate; expected domain, domain.layer or domain.layer.dataset (`*` for any part)",
         ]
     );
 }
