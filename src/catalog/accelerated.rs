@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use datafusion::arrow::array::{ArrayRef, AsArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
@@ -171,6 +172,7 @@ impl Accelerator {
             let mut batches = Vec::new();
             let mut stream = stream.map_err(Error::from);
             while let Some(batch) = stream.try_next().await? {
+                let batch = compacted(batch)?;
                 if !loading.take(batch.get_array_memory_size(), self.budget + previous) {
                     return Err(Error::resource(format!(
                         "it needs more than the {} MiB of server.acceleration_mb left",
@@ -204,6 +206,26 @@ impl Accelerator {
         );
         Ok(held)
     }
+}
+
+/// `batch` owning only the bytes its string and binary views use. Decoded views point into
+/// data buffers shared by many batches; each batch would count, and keep alive, all of them —
+/// for the budget here and for the memory pool of every operator that holds such batches.
+fn compacted(batch: RecordBatch) -> Result<RecordBatch> {
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|column| -> ArrayRef {
+            if let Some(views) = column.as_string_view_opt() {
+                return Arc::new(views.gc());
+            }
+            if let Some(views) = column.as_binary_view_opt() {
+                return Arc::new(views.gc());
+            }
+            Arc::clone(column)
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// Bytes a load has taken from the budget; given back unless the load completes.
