@@ -159,31 +159,35 @@ impl Accelerator {
             .ok()
             .and_then(|h| h.get(name).map(|t| t.bytes))
             .unwrap_or(0);
-        let mut loading = Loading {
+        let loading = Loading {
             used: &self.used,
-            bytes: 0,
+            bytes: AtomicUsize::new(0),
         };
+        let limit = self.budget + previous;
         let plan = opened.provider.scan(state, None, &[], None).await?;
         let schema = plan.schema();
         let streams = execute_stream_partitioned(plan, state.task_ctx())?;
-        let mut partitions: Vec<Vec<RecordBatch>> = Vec::with_capacity(streams.len());
-        let mut rows = 0usize;
-        for stream in streams {
-            let mut batches = Vec::new();
-            let mut stream = stream.map_err(Error::from);
-            while let Some(batch) = stream.try_next().await? {
-                let batch = compacted(batch)?;
-                if !loading.take(batch.get_array_memory_size(), self.budget + previous) {
-                    return Err(Error::resource(format!(
-                        "it needs more than the {} MiB of server.acceleration_mb left",
-                        (self.budget + previous).saturating_sub(self.used()) >> 20
-                    )));
+        // The partitions load side by side, as a scan of them would run.
+        let partitions = futures::future::try_join_all(streams.into_iter().map(|stream| {
+            let loading = &loading;
+            async move {
+                let mut batches = Vec::new();
+                let mut stream = stream.map_err(Error::from);
+                while let Some(batch) = stream.try_next().await? {
+                    let batch = compacted(batch)?;
+                    if !loading.take(batch.get_array_memory_size(), limit) {
+                        return Err(Error::resource(format!(
+                            "it needs more than the {} MiB of server.acceleration_mb left",
+                            limit.saturating_sub(loading.used.load(Ordering::Relaxed)) >> 20
+                        )));
+                    }
+                    batches.push(batch);
                 }
-                rows += batch.num_rows();
-                batches.push(batch);
+                Ok::<_, Error>(batches)
             }
-            partitions.push(batches);
-        }
+        }))
+        .await?;
+        let rows = partitions.iter().flatten().map(RecordBatch::num_rows).sum();
         let table = MemTable::try_new(schema, partitions)?;
         let held = Arc::new(Held {
             identity,
@@ -231,30 +235,31 @@ fn compacted(batch: RecordBatch) -> Result<RecordBatch> {
 /// Bytes a load has taken from the budget; given back unless the load completes.
 struct Loading<'a> {
     used: &'a AtomicUsize,
-    bytes: usize,
+    bytes: AtomicUsize,
 }
 
 impl Loading<'_> {
     /// Takes `bytes` more unless that would put the total over `limit`.
-    fn take(&mut self, bytes: usize, limit: usize) -> bool {
+    fn take(&self, bytes: usize, limit: usize) -> bool {
         let before = self.used.fetch_add(bytes, Ordering::Relaxed);
         if before + bytes > limit {
             self.used.fetch_sub(bytes, Ordering::Relaxed);
             return false;
         }
-        self.bytes += bytes;
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
         true
     }
 
     /// The load completed: its bytes stay taken.
-    fn keep(mut self) -> usize {
-        std::mem::take(&mut self.bytes)
+    fn keep(self) -> usize {
+        self.bytes.swap(0, Ordering::Relaxed)
     }
 }
 
 impl Drop for Loading<'_> {
     fn drop(&mut self) {
-        self.used.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.used
+            .fetch_sub(*self.bytes.get_mut(), Ordering::Relaxed);
     }
 }
 
