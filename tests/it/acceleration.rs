@@ -4,23 +4,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use futures::TryStreamExt;
 use meshql::engine::Engine;
-use meshql::service::{Call, QueryService, Rpc};
+use meshql::service::QueryService;
 use meshql::spec::DatasetName;
-use meshql::storage::{CommitMetadata, WriteMode};
 
-use crate::common::{demo_with, runtime};
-
-async fn answer(service: &QueryService, who: &str, sql: &str) -> String {
-    let call = Call::new(service.principal_named(who).unwrap(), Rpc::DoGet);
-    let stream = service
-        .execute(&call, service.default_path(), sql, None, None, None)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let batches: Vec<_> = stream.try_collect().await.expect("stream");
-    pretty_format_batches(&batches).unwrap().to_string()
-}
+use crate::common::{answer, demo_with, publish_without_north, runtime};
 
 fn held_rows(e: &Engine, name: &DatasetName) -> Option<usize> {
     e.catalog().accelerator().status(name).map(|s| s.rows)
@@ -63,18 +51,7 @@ fn accelerated_datasets_answer_from_memory_as_from_storage_and_follow_publishes(
 
         // A publish: the next query reads the new version, from memory again.
         let before = held_rows(&e, &revenue).unwrap();
-        let state = e.session();
-        let plan = e
-            .plan(
-                "SELECT * FROM finance.gold.revenue_vs_target WHERE region <> 'north'",
-                &state,
-            )
-            .await
-            .unwrap();
-        e.catalog()
-            .publish(&revenue, plan, &state, &WriteMode::Replace, CommitMetadata::new())
-            .await
-            .unwrap();
+        publish_without_north(&e).await;
         let after = answer(&service, "finance", totals).await;
         assert!(!after.contains("north"), "{after}");
         assert!(held_rows(&e, &revenue).is_some_and(|n| n < before));

@@ -313,3 +313,43 @@ pub async fn run_all(e: &Arc<Engine>) -> meshql::pipeline::RunReport {
     let plan = RunPlan::new(e.mesh(), &[]).expect("plan");
     Run::new(Arc::clone(e), plan).with_parallelism(1).await
 }
+
+/// The answer `who` gets for `sql` through the query service, as a pretty-printed table.
+pub async fn answer(service: &meshql::service::QueryService, who: &str, sql: &str) -> String {
+    use futures::TryStreamExt;
+    let call = meshql::service::Call::new(
+        service.principal_named(who).unwrap(),
+        meshql::service::Rpc::DoGet,
+    );
+    let stream = service
+        .execute(&call, service.default_path(), sql, None, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batches: Vec<_> = stream.try_collect().await.expect("stream");
+    datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string()
+}
+
+/// Publishes a new version of `finance.gold.revenue_vs_target` without the north region.
+pub async fn publish_without_north(e: &Engine) {
+    use meshql::storage::{CommitMetadata, WriteMode};
+    let state = e.session();
+    let plan = e
+        .plan(
+            "SELECT * FROM finance.gold.revenue_vs_target WHERE region <> 'north'",
+            &state,
+        )
+        .await
+        .unwrap();
+    e.catalog()
+        .publish(
+            &meshql::spec::DatasetName::new("finance", "gold", "revenue_vs_target"),
+            plan,
+            &state,
+            &WriteMode::Replace,
+            CommitMetadata::new(),
+        )
+        .await
+        .unwrap();
+}

@@ -7,51 +7,19 @@ use std::sync::Arc;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use futures::TryStreamExt;
 use meshql::service::{CacheStats, Call, PlanStats, QueryService, Rpc};
-use meshql::spec::DatasetName;
-use meshql::storage::{CommitMetadata, WriteMode};
 
 use meshql::engine::Engine;
 use tempfile::TempDir;
 
-use crate::common::{build_all, demo_mesh, demo_with, edit, engine, runtime};
+use crate::common::{
+    answer, build_all, demo_mesh, demo_with, edit, engine, publish_without_north, runtime,
+};
 
 /// The built demo mesh with `settings` under `server:`, its engine and an unaudited service.
 async fn built(settings: &str) -> (TempDir, Arc<Engine>, Arc<QueryService>) {
     let (dir, e) = demo_with(settings, true).await;
     let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
     (dir, e, service)
-}
-
-/// Publishes a new version of `finance.gold.revenue_vs_target` without the north region.
-async fn publish_without_north(e: &Engine) {
-    let state = e.session();
-    let plan = e
-        .plan(
-            "SELECT * FROM finance.gold.revenue_vs_target WHERE region <> 'north'",
-            &state,
-        )
-        .await
-        .unwrap();
-    e.catalog()
-        .publish(
-            &DatasetName::new("finance", "gold", "revenue_vs_target"),
-            plan,
-            &state,
-            &WriteMode::Replace,
-            CommitMetadata::new(),
-        )
-        .await
-        .unwrap();
-}
-
-async fn answer(service: &QueryService, who: &str, sql: &str) -> String {
-    let call = Call::new(service.principal_named(who).unwrap(), Rpc::DoGet);
-    let stream = service
-        .execute(&call, service.default_path(), sql, None, None, None)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let batches: Vec<_> = stream.try_collect().await.expect("stream");
-    pretty_format_batches(&batches).unwrap().to_string()
 }
 
 fn stats(service: &QueryService) -> CacheStats {
