@@ -147,18 +147,28 @@ const BLOCKED_MARKER: &str = "_blocked";
 /// from a concurrent run's rows.
 const OWNER_MARKER: &str = "_owner";
 
-/// Records this process as the owner of a local staging folder.
+/// Records this process as the owner of a local staging folder. The folder appears with its
+/// owner already in it (made aside, then renamed into place), so a run killed at any moment
+/// leaves no staging folder whose owner is unknown.
 fn claim_staging(url: &str) {
     let Some(path) = url.strip_prefix("file://") else {
         return;
     };
-    let path = std::path::Path::new(path);
-    let claimed = std::fs::create_dir_all(path)
-        .and_then(|()| std::fs::write(path.join(OWNER_MARKER), process_identity()));
+    let path = std::path::Path::new(path.trim_end_matches('/'));
+    let (Some(root), Some(run)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let aside = root.join(format!("{CLAIM_PREFIX}{}", run.to_string_lossy()));
+    let claimed = std::fs::create_dir_all(&aside)
+        .and_then(|()| std::fs::write(aside.join(OWNER_MARKER), process_identity()))
+        .and_then(|()| std::fs::rename(&aside, path));
     if let Err(e) = claimed {
         tracing::warn!(path = %path.display(), error = %e, "cannot mark a staging folder");
     }
 }
+
+/// Folders being claimed (see [`claim_staging`]); what a kill leaves of one is removed.
+const CLAIM_PREFIX: &str = ".claiming-";
 
 /// `pid start-time` of this process (the start time tells a reused pid apart).
 fn process_identity() -> String {
@@ -224,10 +234,64 @@ fn remove_staging(root: &str, run: Option<&str>, published: bool) {
         let path = entry.path();
         // Blocked rows are kept for inspection until the dataset publishes again.
         let blocked = published && path.join(BLOCKED_MARKER).exists();
-        if old || blocked || owner_gone(&path) {
+        // A claim is renamed into place a moment after it starts; one older than a minute was
+        // left by a kill (with its owner written or not).
+        let abandoned = entry.file_name().to_string_lossy().starts_with(CLAIM_PREFIX)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(60));
+        if old || blocked || abandoned || owner_gone(&path) {
             remove(&path);
         }
     }
     // The dataset's folder goes once no run stages there.
     let _ = std::fs::remove_dir(root);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn age(path: &Path, by: Duration) {
+        let file = std::fs::File::open(path).unwrap();
+        file.set_modified(SystemTime::now() - by).unwrap();
+    }
+
+    #[test]
+    fn staging_folders_appear_with_their_owner_and_what_kills_leave_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("shop/gold/items");
+        let url = |run: &str| format!("file://{}/{run}/", root.display());
+
+        claim_staging(&url("live"));
+        let owner = std::fs::read_to_string(root.join("live").join(OWNER_MARKER)).unwrap();
+        assert_eq!(owner, process_identity());
+
+        // A run killed after writing its owner: that process is gone.
+        let killed = root.join("killed");
+        std::fs::create_dir_all(&killed).unwrap();
+        std::fs::write(killed.join(OWNER_MARKER), "4194304 1").unwrap();
+        // Runs killed while claiming: long ago (removed) and a moment ago (perhaps still
+        // claiming, so kept).
+        let stale = root.join(format!("{CLAIM_PREFIX}stale"));
+        std::fs::create_dir_all(&stale).unwrap();
+        age(&stale, Duration::from_secs(120));
+        let fresh = root.join(format!("{CLAIM_PREFIX}fresh"));
+        std::fs::create_dir_all(&fresh).unwrap();
+
+        let root_url = format!("file://{}/", root.display());
+        remove_staging(&root_url, None, false);
+        let mut left: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [format!("{CLAIM_PREFIX}fresh"), "live".to_string()]);
+    }
 }
