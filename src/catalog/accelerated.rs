@@ -4,13 +4,14 @@
 //! In `meshql serve` (commands that read a table once gain nothing from a copy), the datasets
 //! named by `server.accelerate` (patterns such as `sales.gold.*` or `tpch.raw.lineitem`) are
 //! loaded when they are first opened — the server describes the mesh right after it starts,
-//! which opens them all — into a [`MemTable`] with one
-//! partition per core, within `server.acceleration_mb` for all of them together. A held copy
-//! stands for one version of its dataset: the Delta version, or for files their names, sizes and
-//! modification times. Reopening a dataset (after a publish, or once the staleness bound has
-//! passed) keeps the held copy while that identity is unchanged, and loads the new version in
-//! full before it replaces the old one, so no query ever reads a half-loaded table. A dataset
-//! that does not fit in what is left of the budget is read from storage, with a warning.
+//! which opens them all — into a [`HeldTable`]: batches in memory, one partition per partition
+//! of a scan of the files, that tell the planner each column's bounds as the files' statistics
+//! did. All of them together stay within `server.acceleration_mb`. A held copy stands for one
+//! version of its dataset: the Delta version, or for files their names, sizes and modification
+//! times. Reopening a dataset (after a publish, or once the staleness bound has passed) keeps
+//! the held copy while that identity is unchanged, and loads the new version in full before it
+//! replaces the old one, so no query ever reads a half-loaded table. A dataset that does not fit
+//! in what is left of the budget is read from storage, with a warning.
 //!
 //! The copy is a table provider like any other: plans over it are governed, masked, filtered and
 //! audited exactly as over storage. Its memory is counted apart from `server.memory_limit_mb`.
@@ -22,11 +23,11 @@ use std::sync::{Arc, Mutex};
 use datafusion::arrow::array::{ArrayRef, AsArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
-use datafusion::datasource::MemTable;
 use datafusion::execution::SessionState;
 use datafusion::physical_plan::execute_stream_partitioned;
 use futures::TryStreamExt;
 
+use super::held::HeldTable;
 use crate::error::{Error, Result};
 use crate::spec::DatasetName;
 use crate::spec::policy::Pattern;
@@ -188,7 +189,10 @@ impl Accelerator {
         }))
         .await?;
         let rows = partitions.iter().flatten().map(RecordBatch::num_rows).sum();
-        let table = MemTable::try_new(schema, partitions)?;
+        // Every value is read once more, for the columns' bounds: off the serving threads.
+        let table = tokio::task::spawn_blocking(move || HeldTable::new(schema, partitions))
+            .await
+            .map_err(|e| Error::internal(format!("computing a held copy's statistics: {e}")))??;
         let held = Arc::new(Held {
             identity,
             provider: Arc::new(table),
@@ -280,7 +284,9 @@ mod tests {
         )
         .unwrap();
         TableSnapshot {
-            provider: Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
+            provider: Arc::new(
+                datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]]).unwrap(),
+            ),
             version: Some(identity),
             last_modified: None,
             identity: Some(identity),

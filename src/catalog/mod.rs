@@ -8,6 +8,7 @@
 //! from memory ([`Accelerator`]).
 
 mod accelerated;
+mod held;
 mod providers;
 mod system;
 
