@@ -31,7 +31,7 @@ pub use cancel::{CancelKey, cancel_key};
 pub use ingest::{IfExists, IfMissing, IngestTarget};
 pub use listings::{KeyColumn, ListedTable, TableFilter, like};
 pub use plans::{PlanCache, PlanStats};
-pub use query::{Planned, bind};
+pub use query::{Planned, Statement, bind};
 pub use results::{CacheStats, ResultCache};
 pub use rpc::{Call, Rpc};
 pub use stream::QueryStream;

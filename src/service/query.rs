@@ -22,6 +22,49 @@ use crate::error::{Error, Result};
 use crate::governance::{Access, Context, Governed, govern};
 use crate::spec::{Action, DatasetName};
 
+/// What a front end asks [`QueryService::execute`] to run: SQL in a search path, with what the
+/// protocol adds to it.
+#[derive(Debug, Clone)]
+pub struct Statement<'a> {
+    /// Where unqualified names resolve.
+    pub path: &'a SearchPath,
+    pub sql: &'a str,
+    /// One row of values for `$1`, `$2`, ... (a batch of more rows binds its first).
+    pub params: Option<&'a RecordBatch>,
+    /// The key [`QueryService::cancel`] stops the query by.
+    pub cancel: Option<CancelKey>,
+    /// The id of the plan [`QueryService::park`] kept for this statement.
+    pub parked: Option<u128>,
+}
+
+impl<'a> Statement<'a> {
+    /// `sql` in `path`, without parameters, cancel key or parked plan.
+    pub fn new(path: &'a SearchPath, sql: &'a str) -> Self {
+        Self {
+            path,
+            sql,
+            params: None,
+            cancel: None,
+            parked: None,
+        }
+    }
+
+    pub fn with_params(mut self, params: Option<&'a RecordBatch>) -> Self {
+        self.params = params;
+        self
+    }
+
+    pub fn with_cancel(mut self, key: Option<CancelKey>) -> Self {
+        self.cancel = key;
+        self
+    }
+
+    pub fn with_parked(mut self, id: Option<u128>) -> Self {
+        self.parked = id;
+        self
+    }
+}
+
 /// A statement planned and governed for one principal, not yet running.
 #[derive(Clone)]
 pub struct Planned {
@@ -170,25 +213,14 @@ impl QueryService {
         })
     }
 
-    /// Runs `sql` for the caller with one row of `params` bound: waits for a slot, plans within
-    /// the query's deadline (or takes the plan parked under `parked`, see
-    /// [`QueryService::park`]) and answers the result stream, in the schema
-    /// [`QueryService::plan`] announced. A `cancel` key lets [`QueryService::cancel`] stop it;
-    /// the audit record is written when the stream ends.
-    pub async fn execute(
-        &self,
-        call: &Call,
-        path: &SearchPath,
-        sql: &str,
-        params: Option<&RecordBatch>,
-        cancel: Option<CancelKey>,
-        parked: Option<u128>,
-    ) -> Result<QueryStream> {
+    /// Runs `statement` for the caller: waits for a slot, plans within the query's deadline (or
+    /// takes the plan parked for it, see [`QueryService::park`]) and answers the result stream,
+    /// in the schema [`QueryService::plan`] announced. A cancel key lets
+    /// [`QueryService::cancel`] stop it; the audit record is written when the stream ends.
+    pub async fn execute(&self, call: &Call, statement: Statement<'_>) -> Result<QueryStream> {
         let mut record = AuditRecord::of(call);
-        record.sql = Some(sql.to_string());
-        let started = self
-            .start(call, path, sql, params, cancel, parked, &mut record)
-            .await;
+        record.sql = Some(statement.sql.to_string());
+        let started = self.start(call, statement, &mut record).await;
         match started {
             Ok(stream) => Ok(stream),
             Err(e) => {
@@ -198,17 +230,19 @@ impl QueryService {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
         call: &Call,
-        path: &SearchPath,
-        sql: &str,
-        params: Option<&RecordBatch>,
-        cancel: Option<CancelKey>,
-        parked: Option<u128>,
+        statement: Statement<'_>,
         record: &mut AuditRecord,
     ) -> Result<QueryStream> {
+        let Statement {
+            path,
+            sql,
+            params,
+            cancel,
+            parked,
+        } = statement;
         if let Some(key) = &cancel
             && self.running.is_cancelled(key)
         {

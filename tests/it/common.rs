@@ -322,7 +322,10 @@ pub async fn answer(service: &meshql::service::QueryService, who: &str, sql: &st
         meshql::service::Rpc::DoGet,
     );
     let stream = service
-        .execute(&call, service.default_path(), sql, None, None, None)
+        .execute(
+            &call,
+            meshql::service::Statement::new(service.default_path(), sql),
+        )
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let batches: Vec<_> = stream.try_collect().await.expect("stream");

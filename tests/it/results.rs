@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use futures::TryStreamExt;
-use meshql::service::{CacheStats, Call, PlanStats, QueryService, Rpc};
+use meshql::service::{CacheStats, Call, PlanStats, QueryService, Rpc, Statement};
 
 use meshql::engine::Engine;
 use tempfile::TempDir;
@@ -134,7 +134,7 @@ fn a_statement_announced_is_run_from_the_plan_made_for_it_once() {
             let path = path.clone();
             async move {
                 let stream = service
-                    .execute(&call, &path, sql, None, None, id)
+                    .execute(&call, Statement::new(&path, sql).with_parked(id))
                     .await
                     .unwrap();
                 let batches: Vec<_> = stream.try_collect().await.unwrap();
@@ -217,7 +217,10 @@ fn statements_with_parameters_are_planned_each_time_and_the_plan_cache_can_be_tu
         .unwrap();
         for _ in 0..2 {
             let stream = service
-                .execute(&admin, &path, sql, Some(&params), None, None)
+                .execute(
+                    &admin,
+                    Statement::new(&path, sql).with_params(Some(&params)),
+                )
                 .await
                 .unwrap();
             let _: Vec<_> = stream.try_collect().await.unwrap();

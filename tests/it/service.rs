@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use meshql::ErrorKind;
 use meshql::governance::Principal;
-use meshql::service::{Call, IfExists, IfMissing, IngestTarget, QueryService, Rpc, TableFilter};
+use meshql::service::{
+    Call, IfExists, IfMissing, IngestTarget, QueryService, Rpc, Statement, TableFilter,
+};
 
 use crate::common::{demo_mesh, engine, runtime};
 
@@ -165,13 +167,16 @@ fn ingest_targets_runs_and_cancellation_are_decided_by_the_service() {
         let key = meshql::service::cancel_key(b"some ticket");
         assert!(!service.cancel(&admin, &[key]), "nothing was running");
         let err = service
-            .execute(&admin, &path, "SELECT 1", None, Some(key), None)
+            .execute(
+                &admin,
+                Statement::new(&path, "SELECT 1").with_cancel(Some(key)),
+            )
             .await
             .err()
             .expect("refused");
         assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
         let stream = service
-            .execute(&admin, &path, "SELECT 1 AS one", None, None, None)
+            .execute(&admin, Statement::new(&path, "SELECT 1 AS one"))
             .await
             .unwrap();
         let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await.unwrap();

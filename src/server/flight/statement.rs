@@ -17,7 +17,7 @@ use super::wire::DoGetStream;
 use super::wire::{self, decode_batch, encode_batch, wire_schema};
 use crate::engine::SearchPath;
 use crate::error::{Error, Result};
-use crate::service::{Call, cancel_key};
+use crate::service::{Call, Statement, cancel_key};
 
 /// FlightInfo for `sql`, with one endpoint per row of `params` (one when there are none).
 pub async fn flight_info(
@@ -78,11 +78,10 @@ pub async fn do_get(flight: &FlightSql, call: &Call, handle: &[u8]) -> Result<Do
         .service
         .execute(
             call,
-            &statement.search_path(),
-            &statement.sql,
-            params.as_ref(),
-            Some(cancel_key(handle)),
-            statement.plan,
+            Statement::new(&statement.search_path(), &statement.sql)
+                .with_params(params.as_ref())
+                .with_cancel(Some(cancel_key(handle)))
+                .with_parked(statement.plan),
         )
         .await?;
     let keep_views = flight.keep_views;
