@@ -19,8 +19,8 @@ def meshql_binary() -> str:
     exe = os.environ.get("MESHQL_BIN")
     if exe:
         return exe
-    target = os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
-    return str(Path(target) / "debug" / "meshql")
+    target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/meshql/target"))
+    return str(Path(target) / "release" / "meshql")
 
 
 @pytest.fixture(scope="session")

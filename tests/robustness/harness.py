@@ -35,7 +35,7 @@ def meshql_binary() -> str:
     if exe:
         return exe
     target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/meshql/target"))
-    return str(Path(target) / "debug" / "meshql")
+    return str(Path(target) / "release" / "meshql")
 
 
 def demo_mesh(dest: Path, settings: dict | None = None) -> Path:
