@@ -236,7 +236,10 @@ fn remove_staging(root: &str, run: Option<&str>, published: bool) {
         let blocked = published && path.join(BLOCKED_MARKER).exists();
         // A claim is renamed into place a moment after it starts; one older than a minute was
         // left by a kill (with its owner written or not).
-        let abandoned = entry.file_name().to_string_lossy().starts_with(CLAIM_PREFIX)
+        let abandoned = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(CLAIM_PREFIX)
             && entry
                 .metadata()
                 .and_then(|m| m.modified())
