@@ -10,7 +10,6 @@ settings (`Engine::session_config`) take what wins here; `run.py` then checks th
 """
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import datafusion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import TABLES  # noqa: E402
+from run import TABLES, geomean  # noqa: E402
 
 QUERIES = Path(__file__).resolve().parent / "queries"
 
@@ -84,9 +83,8 @@ def main() -> int:
     for name in contexts:
         medians = {q: statistics.median(v) for q, v in times[name].items()}
         ratios = {q: medians[q] / base[q] for q in medians}
-        geomean = math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios))
         order = sorted(ratios, key=ratios.get)
-        print(f"{name:14s} geomean {geomean:.3f}  total {sum(medians.values()):6.2f} s  "
+        print(f"{name:14s} geomean {geomean(list(ratios.values())):.3f}  total {sum(medians.values()):6.2f} s  "
               f"best {[(q, round(ratios[q], 2)) for q in order[:3]]}  "
               f"worst {[(q, round(ratios[q], 2)) for q in order[-3:]]}")
     return 0

@@ -192,7 +192,7 @@ impl Accelerator {
         // Every value is read once more, for the columns' bounds: off the serving threads.
         let table = tokio::task::spawn_blocking(move || HeldTable::new(schema, partitions))
             .await
-            .map_err(|e| Error::internal(format!("computing a held copy's statistics: {e}")))??;
+            .map_err(|e| Error::internal(format!("computing a held copy's statistics: {e}")))?;
         let held = Arc::new(Held {
             identity,
             provider: Arc::new(table),

@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
-use datafusion::common::{ScalarValue, Statistics};
+use datafusion::common::{Result, ScalarValue, Statistics};
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -31,8 +31,6 @@ use datafusion::physical_plan::filter_pushdown::FilterPushdownPropagation;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::projection::ProjectionExprs;
 use datafusion::physical_plan::{DisplayFormatType, ExecutionPlan, Partitioning};
-
-use crate::error::Result;
 
 /// The smallest and largest value of one column, where they could be computed.
 #[derive(Debug, Clone, Default)]
@@ -52,7 +50,7 @@ pub struct HeldTable {
 impl HeldTable {
     /// Holds `partitions` (batches of `schema`), computing every column's bounds. A column whose
     /// type has no order (lists, structs) has none; that only costs the planner an estimate.
-    pub fn new(schema: SchemaRef, partitions: Vec<Vec<RecordBatch>>) -> Result<Self> {
+    pub fn new(schema: SchemaRef, partitions: Vec<Vec<RecordBatch>>) -> Self {
         let bounds = (0..schema.fields().len())
             .map(|i| {
                 let data_type = schema.field(i).data_type();
@@ -71,20 +69,18 @@ impl HeldTable {
                     }
                 }
                 // An all-null (or empty) column has null bounds, which tell the planner nothing.
-                let known = |v: datafusion::common::Result<ScalarValue>| {
-                    v.ok().filter(|v| ordered && !v.is_null())
-                };
+                let known = |v: Result<ScalarValue>| v.ok().filter(|v| ordered && !v.is_null());
                 Bounds {
                     min: known(min.evaluate()),
                     max: known(max.evaluate()),
                 }
             })
             .collect();
-        Ok(Self {
+        Self {
             schema,
             partitions,
             bounds,
-        })
+        }
     }
 }
 
@@ -108,7 +104,7 @@ impl TableProvider for HeldTable {
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         limit: Option<usize>,
-    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let source =
             MemorySourceConfig::try_new(&self.partitions, self.schema(), projection.cloned())?
                 .with_show_sizes(state.config_options().explain.show_sizes)
@@ -147,7 +143,7 @@ impl DataSource for Bounded {
         &self,
         partition: usize,
         context: Arc<TaskContext>,
-    ) -> datafusion::common::Result<SendableRecordBatchStream> {
+    ) -> Result<SendableRecordBatchStream> {
         self.inner.open(partition, context)
     }
 
@@ -164,7 +160,7 @@ impl DataSource for Bounded {
         target_partitions: usize,
         repartition_file_min_size: usize,
         output_ordering: Option<LexOrdering>,
-    ) -> datafusion::common::Result<Option<Arc<dyn DataSource>>> {
+    ) -> Result<Option<Arc<dyn DataSource>>> {
         Ok(self
             .inner
             .repartitioned(
@@ -187,10 +183,7 @@ impl DataSource for Bounded {
         self.inner.scheduling_type()
     }
 
-    fn partition_statistics(
-        &self,
-        partition: Option<usize>,
-    ) -> datafusion::common::Result<Statistics> {
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Statistics> {
         let mut stats = self.inner.partition_statistics(partition)?;
         let columns: Vec<usize> = match self.inner.projection() {
             Some(p) => p.clone(),
@@ -227,7 +220,7 @@ impl DataSource for Bounded {
     fn try_swapping_with_projection(
         &self,
         projection: &ProjectionExprs,
-    ) -> datafusion::common::Result<Option<Arc<dyn DataSource>>> {
+    ) -> Result<Option<Arc<dyn DataSource>>> {
         Ok(self
             .inner
             .try_swapping_with_projection(projection)?
@@ -238,7 +231,7 @@ impl DataSource for Bounded {
         &self,
         filters: Vec<Arc<dyn PhysicalExpr>>,
         config: &ConfigOptions,
-    ) -> datafusion::common::Result<FilterPushdownPropagation<Arc<dyn DataSource>>> {
+    ) -> Result<FilterPushdownPropagation<Arc<dyn DataSource>>> {
         let mut pushed = self.inner.try_pushdown_filters(filters, config)?;
         pushed.updated_node = pushed.updated_node.map(|s| self.wrap(s));
         Ok(pushed)
@@ -247,7 +240,7 @@ impl DataSource for Bounded {
     fn try_pushdown_sort(
         &self,
         order: &[PhysicalSortExpr],
-    ) -> datafusion::common::Result<SortOrderPushdownResult<Arc<dyn DataSource>>> {
+    ) -> Result<SortOrderPushdownResult<Arc<dyn DataSource>>> {
         Ok(self.inner.try_pushdown_sort(order)?.map(|s| self.wrap(s)))
     }
 
@@ -291,8 +284,7 @@ mod tests {
                 vec![batch(vec![Some(5), None], vec![Some("m"), Some("b")])],
                 vec![batch(vec![Some(-3), Some(40)], vec![None, Some("x")])],
             ],
-        )
-        .unwrap();
+        );
         let state = SessionContext::new().state();
 
         let plan = table

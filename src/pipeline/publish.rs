@@ -225,12 +225,13 @@ fn remove_staging(root: &str, run: Option<&str>, published: bool) {
     }
     let day = std::time::Duration::from_secs(24 * 3600);
     for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        let old = entry
+        let age = entry
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > day);
+            .unwrap_or_default();
+        let old = age > day;
         let path = entry.path();
         // Blocked rows are kept for inspection until the dataset publishes again.
         let blocked = published && path.join(BLOCKED_MARKER).exists();
@@ -240,12 +241,7 @@ fn remove_staging(root: &str, run: Option<&str>, published: bool) {
             .file_name()
             .to_string_lossy()
             .starts_with(CLAIM_PREFIX)
-            && entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > std::time::Duration::from_secs(60));
+            && age > std::time::Duration::from_secs(60);
         if old || blocked || abandoned || owner_gone(&path) {
             remove(&path);
         }
