@@ -98,12 +98,15 @@ def generate(data: Path, sf: float) -> None:
 def write_mesh(root: Path, data: Path, settings: list[str], delta: bool = False) -> Path:
     """A mesh with one `tpch` domain whose raw layer is the Parquet files, read in place, and
     with `delta` a silver layer holding a Delta copy of each (built by `meshql run`);
-    `settings` (`key=value`) go into its `server:` block."""
+    `settings` (`key=value`) go into its `server:` block. The result cache is off unless a
+    setting turns it on: a repetition measures the engine, not a kept answer (dashboard.py
+    measures the cache)."""
     (root / "catalog" / "tpch").mkdir(parents=True)
-    server = "".join(f"  {k.strip()}: {v.strip()}\n" for k, v in (s.split("=", 1) for s in settings))
+    server = {"result_cache_mb": "0"}
+    server.update((k.strip(), v.strip()) for k, v in (s.split("=", 1) for s in settings))
     (root / "catalog" / "mesh.yaml").write_text(
-        "name: tpch\nwarehouse: ./warehouse\ndomains:\n  - name: tpch\n"
-        + (f"server:\n{server}" if server else ""))
+        "name: tpch\nwarehouse: ./warehouse\ndomains:\n  - name: tpch\nserver:\n"
+        + "".join(f"  {k}: {v}\n" for k, v in server.items()))
     sources = "".join(
         f"  - name: {t}\n    layer: raw\n    format: parquet\n    location: {data / (t + '.parquet')}\n"
         for t in TABLES)

@@ -310,12 +310,13 @@ impl MeshCatalog {
         self.has_version(name).await
     }
 
-    /// The version of every dataset `plan` (planned with `domain.layer` as its search path)
-    /// scans, in name order, or `None` unless each scan reads a published mesh dataset at the
-    /// version current now: not a view planned afresh, a source read in place, the system
-    /// catalog or a table function, nor a snapshot a publish has replaced since. What the plan
-    /// and result caches check before they answer for a plan.
-    pub async fn versions_read(
+    /// What identifies the contents of every dataset `plan` (planned with `domain.layer` as its
+    /// search path) scans — a Delta version with its commit time, a source's file names, sizes
+    /// and modification times — in name order, or `None` unless each scan reads a mesh dataset
+    /// as it is now: not a view planned afresh, the system catalog or a table function, nor a
+    /// snapshot that a publish or a change of a source's files has replaced since. What the
+    /// plan and result caches check before they answer for a plan.
+    pub async fn contents_read(
         &self,
         plan: &LogicalPlan,
         domain: &str,
@@ -328,7 +329,7 @@ impl MeshCatalog {
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
-        let mut versions = Vec::with_capacity(scans.len());
+        let mut contents = Vec::with_capacity(scans.len());
         for (table, source) in scans {
             let name = DatasetName::resolve(&table, domain, layer);
             if name.domain == SYSTEM_CATALOG || self.store(&name).is_none() {
@@ -337,19 +338,19 @@ impl MeshCatalog {
             let Some(snapshot) = self.snapshot(&name).await? else {
                 return Ok(None);
             };
-            let Some(version) = snapshot.version else {
+            let Some(identity) = snapshot.identity else {
                 return Ok(None);
             };
-            // The version is the one the plan reads only if the plan holds that very snapshot.
+            // The contents are the ones the plan reads only if it holds that very snapshot.
             let planned = source_as_provider(&source)?;
             if !Arc::ptr_eq(&planned, &snapshot.provider) {
                 return Ok(None);
             }
-            versions.push((name.to_string(), version));
+            contents.push((name.to_string(), identity));
         }
-        versions.sort();
-        versions.dedup();
-        Ok(Some(versions))
+        contents.sort();
+        contents.dedup();
+        Ok(Some(contents))
     }
 
     /// Whether `name` has a published version.

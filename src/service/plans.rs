@@ -3,10 +3,10 @@
 //!
 //! A plan is kept for one principal (name, groups and attributes, which decide its row filters
 //! and masks), one search path and one SQL text, and only when it could be answered from the
-//! result cache too ([`cacheable_shape`], every scan a published mesh dataset). It is handed out
-//! again only while every table it scans is still at the snapshot it was planned over: a publish
-//! (or another process's commit, once seen) makes the next statement plan afresh, and that plan
-//! replaces the old one. Statements with parameters bound at planning are not kept, nor are
+//! result cache too ([`cacheable_shape`], every scan a published mesh dataset or a declared
+//! source). It is handed out again only while every table it scans is still at the snapshot it
+//! was planned over: a publish (or another process's commit, or new files of a source, once
+//! seen) makes the next statement plan afresh, and that plan replaces the old one. Statements with parameters bound at planning are not kept, nor are
 //! plans made to announce a schema for parameter values (their schema depends on the values).
 
 use std::sync::Arc;
@@ -80,7 +80,7 @@ impl PlanCache {
         };
         let planned = inner.plans.get(&key)?;
         match catalog
-            .versions_read(&planned.plan, &path.domain, &path.layer)
+            .contents_read(&planned.plan, &path.domain, &path.layer)
             .await
         {
             Ok(Some(_)) => {
@@ -111,7 +111,7 @@ impl PlanCache {
             return;
         }
         let current = catalog
-            .versions_read(&planned.plan, &path.domain, &path.layer)
+            .contents_read(&planned.plan, &path.domain, &path.layer)
             .await;
         if !matches!(current, Ok(Some(_))) {
             return;

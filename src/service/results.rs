@@ -2,13 +2,15 @@
 //!
 //! A result is keyed by the *governed* plan with its parameters bound — which already holds the
 //! principal's row filters and masks, so two principals share an entry only when their policies
-//! shape the query identically — and by the version of every table it reads. A publish makes a
-//! new version, so later queries miss and the old entries age out; nothing is ever served from a
-//! version the query would not have read itself.
+//! shape the query identically — and by the contents of every table it reads (a Delta version,
+//! a source's files; see [`MeshCatalog::contents_read`]). A publish makes a new version, and a
+//! source's changed files are seen within `catalog_staleness_secs`, so later queries miss and
+//! the old entries age out; nothing is ever served from contents the query would not have read
+//! itself.
 //!
 //! Only answers that depend on nothing else are kept: every table scanned is a published mesh
-//! dataset with a version (not a view planned afresh, a Parquet source read in place, the
-//! system catalog or a table function), and no function is volatile or stable (`random()`,
+//! dataset or a declared source (not a view planned afresh, the system catalog or a table
+//! function), and no function is volatile or stable (`random()`,
 //! `now()`). Entries are bounded in bytes (`server.result_cache_mb`); a result larger than a
 //! sixteenth of the cache is streamed but not kept.
 
@@ -30,8 +32,8 @@ use crate::error::Result;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ResultKey {
     plan: LogicalPlan,
-    /// Every dataset read, with the version the plan reads, in name order.
-    versions: Vec<(String, u64)>,
+    /// Every dataset read, with the identity of the contents the plan reads, in name order.
+    contents: Vec<(String, u64)>,
 }
 
 /// One kept answer.
@@ -112,15 +114,15 @@ impl ResultCache {
         if self.inner.is_none() || !cacheable_shape(plan) {
             return Ok(None);
         }
-        let Some(versions) = catalog
-            .versions_read(plan, &path.domain, &path.layer)
+        let Some(contents) = catalog
+            .contents_read(plan, &path.domain, &path.layer)
             .await?
         else {
             return Ok(None);
         };
         Ok(Some(ResultKey {
             plan: plan.clone(),
-            versions,
+            contents,
         }))
     }
 
