@@ -16,12 +16,13 @@ if [ -d tests/clients ]; then
   fi
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
   cargo build --release --locked --bin meshql
-  MESHQL_BIN="$CARGO_TARGET_DIR/release/meshql" "$venv/bin/python" -m pytest -q tests/clients tests/robustness
+  export MESHQL_BIN="$CARGO_TARGET_DIR/release/meshql"
+  "$venv/bin/python" -m pytest -q tests/clients tests/robustness
   # The TPC-H harness in its smoke form: all 22 queries at SF 0.01, answers checked against
   # DataFusion and DuckDB (timings at this size mean nothing; see benches/README.md).
-  MESHQL_BIN="$CARGO_TARGET_DIR/release/meshql" "$venv/bin/python" benches/tpch/run.py --smoke
+  "$venv/bin/python" benches/tpch/run.py --smoke
   # The transfer and dashboard benchmarks in short forms, so that they keep working.
-  MESHQL_BIN="$CARGO_TARGET_DIR/release/meshql" "$venv/bin/python" benches/transfers.py --smoke
-  MESHQL_BIN="$CARGO_TARGET_DIR/release/meshql" "$venv/bin/python" benches/dashboard.py --queries 5 --clients 1,2 \
+  "$venv/bin/python" benches/transfers.py --smoke
+  "$venv/bin/python" benches/dashboard.py --queries 5 --clients 1,2 \
     --out "$CARGO_TARGET_DIR/bench-smoke/dashboard"
 fi

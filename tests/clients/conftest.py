@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +14,9 @@ import pytest
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "robustness"))
 
-
-def meshql_binary() -> str:
-    exe = os.environ.get("MESHQL_BIN")
-    if exe:
-        return exe
-    target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/meshql/target"))
-    return str(Path(target) / "release" / "meshql")
+from harness import meshql_binary  # noqa: E402  (one place says where the binary is)
 
 
 @pytest.fixture(scope="session")
