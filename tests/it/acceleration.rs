@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use futures::TryStreamExt;
+use meshql::ErrorKind;
 use meshql::engine::Engine;
-use meshql::service::QueryService;
+use meshql::service::{Call, QueryService, Rpc, Statement};
 use meshql::spec::DatasetName;
 
-use crate::common::{answer, demo_with, publish_without_north, runtime};
+use crate::common::{answer, demo_mesh, demo_with, edit, engine, publish_without_north, runtime};
 
 fn held_rows(e: &Engine, name: &DatasetName) -> Option<usize> {
     e.catalog().accelerator().status(name).map(|s| s.rows)
@@ -55,5 +57,54 @@ fn accelerated_datasets_answer_from_memory_as_from_storage_and_follow_publishes(
         let after = answer(&service, "finance", totals).await;
         assert!(!after.contains("north"), "{after}");
         assert!(held_rows(&e, &revenue).is_some_and(|n| n < before));
+    });
+}
+
+#[test]
+fn a_copy_that_cannot_be_loaded_is_read_from_storage_and_holds_no_memory() {
+    runtime().block_on(async {
+        // A CSV source whose 1,501st row is malformed: its schema is inferred from the first
+        // thousand rows, so it opens; reading all of it fails.
+        let dir = demo_mesh();
+        edit(
+            &dir.path().join("catalog/mesh.yaml"),
+            "catalog_staleness_secs: 5",
+            "catalog_staleness_secs: 1\n  accelerate: [sales.raw.visits]\n  result_cache_mb: 0",
+        );
+        let domain = dir.path().join("catalog/sales/domain.yaml");
+        let mut text = std::fs::read_to_string(&domain).unwrap();
+        text.push_str("sources:\n  - name: visits\n    layer: raw\n    format: csv\n    location: data/visits.csv\n");
+        std::fs::write(&domain, text).unwrap();
+        let good: String = (0..1500).map(|i| format!("{i},{}\n", i % 7)).collect();
+        let csv = dir.path().join("catalog/sales/data/visits.csv");
+        std::fs::write(&csv, format!("visit_id,store_id\n{good}1500,3,extra\n")).unwrap();
+
+        let e = engine(dir.path());
+        let service = QueryService::unaudited(Arc::clone(&e)).unwrap();
+        let visits = DatasetName::new("sales", "raw", "visits");
+        e.catalog().accelerate().await;
+        assert_eq!(held_rows(&e, &visits), None);
+        assert_eq!(e.catalog().accelerator().used(), 0, "a failed load gives its bytes back");
+
+        // Read from storage: the reader's error, the user's to fix, not an internal one.
+        let call = Call::new(service.principal_named("admin").unwrap(), Rpc::DoGet);
+        let sql = "SELECT count(*) AS n FROM sales.raw.visits";
+        let read = async {
+            let stream = service
+                .execute(&call, Statement::new(service.default_path(), sql))
+                .await?;
+            stream.try_collect::<Vec<_>>().await
+        };
+        let error = read.await.expect_err("the malformed row fails the read");
+        assert_eq!(error.kind(), ErrorKind::UserInput, "{error}");
+        assert!(error.to_string().contains("incorrect number of fields for line 1502"), "{error}");
+
+        // Mended in place: held once the change is seen.
+        std::fs::write(&csv, format!("visit_id,store_id\n{good}")).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let counted = answer(&service, "admin", sql).await;
+        assert!(counted.contains("| 1500 |"), "{counted}");
+        assert_eq!(held_rows(&e, &visits), Some(1500));
+        assert!(e.catalog().accelerator().used() > 0);
     });
 }
