@@ -260,7 +260,9 @@ impl MeshCatalog {
     /// is planned afresh each time, over the versions current now.
     pub async fn snapshot(&self, name: &DatasetName) -> Result<Option<Arc<TableSnapshot>>> {
         if let Some(sql) = self.view_sql(name) {
-            return Ok(Some(Arc::new(self.plan_view(name, sql).await?)));
+            let view = self.plan_view(name, sql).await?;
+            self.remember_schema(name, view.provider.schema());
+            return Ok(Some(Arc::new(view)));
         }
         let Some(store) = self.store(name) else {
             return Err(self.not_found(name));
@@ -272,7 +274,8 @@ impl MeshCatalog {
         let accelerator = Arc::clone(&self.accelerator);
         let last = self.last.clone();
         let dataset = name.clone();
-        self.cache
+        let opened = self
+            .cache
             .try_get_with(name.clone(), async move {
                 let Some(opened) = store.open(&state).await? else {
                     return Ok(None);
@@ -290,7 +293,24 @@ impl MeshCatalog {
                 Ok(Some(served))
             })
             .await
-            .map_err(|e: Arc<Error>| Error::new(e.kind(), e.to_string()))
+            .map_err(|e: Arc<Error>| Error::new(e.kind(), e.to_string()))?;
+        if let Some(opened) = &opened {
+            self.remember_schema(name, opened.provider.schema());
+        }
+        Ok(opened)
+    }
+
+    /// Keeps `schema` as the one listings show for `name`: whatever opens a dataset (a query,
+    /// the system catalog's description) spares the next listing with columns from opening it
+    /// again. Takes the write lock only when the schema is new.
+    fn remember_schema(&self, name: &DatasetName, schema: SchemaRef) {
+        let known = self.schemas.read().is_ok_and(|s| {
+            s.get(name)
+                .is_some_and(|k| Arc::ptr_eq(k, &schema) || **k == *schema)
+        });
+        if !known && let Ok(mut schemas) = self.schemas.write() {
+            schemas.insert(name.clone(), schema);
+        }
     }
 
     /// Whether listings show `name` (a table a client can query): views and declared sources

@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use futures::{StreamExt, TryStreamExt};
 
 use super::api::QueryService;
 use super::audit::AuditRecord;
 use super::rpc::Call;
-use crate::catalog::{SYSTEM_CATALOG, system_schema, system_tables};
+use crate::catalog::{MeshCatalog, SYSTEM_CATALOG, system_schema, system_tables};
 use crate::error::Result;
 use crate::spec::{Action, DatasetName};
 
@@ -117,60 +118,33 @@ impl QueryService {
         with_schemas: bool,
     ) -> Result<Vec<ListedTable>> {
         let catalog = self.engine.catalog();
-        let mut out = Vec::new();
-        for name in self.readable(call) {
-            if filter.catalog.as_deref().is_some_and(|c| c != name.domain)
-                || filter
+        let names = self.readable(call).into_iter().filter(|name| {
+            filter.catalog.as_deref().is_none_or(|c| c == name.domain)
+                && filter
                     .schema_pattern
                     .as_deref()
-                    .is_some_and(|p| !like(p, &name.layer))
-                || filter
+                    .is_none_or(|p| like(p, &name.layer))
+                && filter
                     .table_pattern
                     .as_deref()
-                    .is_some_and(|p| !like(p, &name.dataset))
-            {
-                continue;
+                    .is_none_or(|p| like(p, &name.dataset))
+        });
+        if !with_schemas {
+            // Answered from what the catalog knows: one after the other is quickest.
+            let mut out = Vec::new();
+            for name in names {
+                out.extend(listed_table(catalog, name, false).await?);
             }
-            // System tables are listed before their first write, empty.
-            if name.domain == SYSTEM_CATALOG {
-                let schema = match catalog.schema(&name).await? {
-                    Some(schema) => Some(schema),
-                    None => system_schema(&name.layer, &name.dataset),
-                };
-                if schema.is_some() {
-                    out.push(ListedTable {
-                        name,
-                        schema: schema.filter(|_| with_schemas),
-                    });
-                }
-                continue;
-            }
-            // Only published datasets are tables a client can query; one whose storage cannot
-            // be opened is left out, not the whole listing.
-            match catalog.is_listed(&name).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(dataset = %name, error = %e, "cannot list a dataset");
-                    continue;
-                }
-            }
-            let schema = match with_schemas {
-                false => None,
-                true => match catalog.schema(&name).await {
-                    Ok(Some(schema)) => Some(schema),
-                    Ok(None) => continue,
-                    // A view whose inputs changed under it, a source whose files went away:
-                    // listed without columns, the others are still listed.
-                    Err(e) => {
-                        tracing::warn!(dataset = %name, error = %e, "cannot list the columns of a dataset");
-                        Some(Arc::new(Schema::empty()))
-                    }
-                },
-            };
-            out.push(ListedTable { name, schema });
+            return Ok(out);
         }
-        Ok(out)
+        // A schema seen the first time waits on storage (or plans a view): several at once,
+        // listed in name order.
+        let listed: Vec<Option<ListedTable>> = futures::stream::iter(names)
+            .map(|name| listed_table(catalog, name, true))
+            .buffered(LISTED_AT_ONCE)
+            .try_collect()
+            .await?;
+        Ok(listed.into_iter().flatten().collect())
     }
 
     /// The primary-key columns of `table` (in a domain and layer, when given) that the
@@ -217,6 +191,53 @@ impl QueryService {
         }
         self.audited(call, Ok(rows))
     }
+}
+
+/// Tables whose storage a listing opens at once (see [`QueryService::tables`]).
+const LISTED_AT_ONCE: usize = 8;
+
+/// `name` as a listing shows it, with its schema if `with_schemas`; `None` when it is not a
+/// table a client can query.
+async fn listed_table(
+    catalog: &MeshCatalog,
+    name: DatasetName,
+    with_schemas: bool,
+) -> Result<Option<ListedTable>> {
+    // System tables are listed before their first write, empty.
+    if name.domain == SYSTEM_CATALOG {
+        let schema = match catalog.schema(&name).await? {
+            Some(schema) => Some(schema),
+            None => system_schema(&name.layer, &name.dataset),
+        };
+        return Ok(schema.map(|schema| ListedTable {
+            name,
+            schema: with_schemas.then_some(schema),
+        }));
+    }
+    // Only published datasets are tables a client can query; one whose storage cannot be
+    // opened is left out, not the whole listing.
+    match catalog.is_listed(&name).await {
+        Ok(true) => {}
+        Ok(false) => return Ok(None),
+        Err(e) => {
+            tracing::warn!(dataset = %name, error = %e, "cannot list a dataset");
+            return Ok(None);
+        }
+    }
+    let schema = match with_schemas {
+        false => None,
+        true => match catalog.schema(&name).await {
+            Ok(Some(schema)) => Some(schema),
+            Ok(None) => return Ok(None),
+            // A view whose inputs changed under it, a source whose files went away: listed
+            // without columns, the others are still listed.
+            Err(e) => {
+                tracing::warn!(dataset = %name, error = %e, "cannot list the columns of a dataset");
+                Some(Arc::new(Schema::empty()))
+            }
+        },
+    };
+    Ok(Some(ListedTable { name, schema }))
 }
 
 /// SQL `LIKE` matching with `%`, `_` and `\` as escape, as Flight SQL filter patterns use. Runs in
