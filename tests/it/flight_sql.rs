@@ -743,3 +743,36 @@ fn a_full_server_refuses_with_resource_exhausted_then_recovers() {
         }
     });
 }
+
+#[test]
+fn a_dataset_a_query_opened_is_listed_with_its_columns_without_reopening_storage() {
+    use arrow_flight::sql::CommandGetTables;
+
+    runtime().block_on(async {
+        let dir = crate::common::demo_mesh();
+        // Snapshots expire at once: only the schema kept when the query opened the table can
+        // answer the listing.
+        crate::common::edit(
+            &dir.path().join("catalog/mesh.yaml"),
+            "catalog_staleness_secs: 5",
+            "catalog_staleness_secs: 0",
+        );
+        let engine = crate::common::engine(dir.path());
+        crate::common::build_all(&engine).await;
+        let (addr, _stop) = crate::common::start_server(engine).await;
+        let mut c = client(addr).await;
+        crate::common::query(&mut c, "SELECT count(*) FROM sales.gold.daily_revenue").await;
+
+        let table = dir.path().join("warehouse/sales/gold/daily_revenue");
+        std::fs::rename(&table, dir.path().join("moved-away")).unwrap();
+        let tables = CommandGetTables {
+            catalog: Some("sales".into()),
+            db_schema_filter_pattern: Some("gold".into()),
+            table_name_filter_pattern: Some("daily_revenue".into()),
+            table_types: vec![],
+            include_schema: true,
+        };
+        let info = c.get_tables(tables).await.unwrap();
+        assert_eq!(rows(&mut c, info).await, 1, "listed from the kept schema");
+    });
+}
