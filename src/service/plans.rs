@@ -6,8 +6,9 @@
 //! result cache too ([`cacheable_shape`], every scan a published mesh dataset or a declared
 //! source). It is handed out again only while every table it scans is still at the snapshot it
 //! was planned over: a publish (or another process's commit, or new files of a source, once
-//! seen) makes the next statement plan afresh, and that plan replaces the old one. Statements with parameters bound at planning are not kept, nor are
-//! plans made to announce a schema for parameter values (their schema depends on the values).
+//! seen) makes the next statement plan afresh, and that plan replaces the old one. Statements
+//! with parameters bound at planning are not kept, nor are plans made to announce a schema for
+//! parameter values (their schema depends on the values).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -10,9 +10,9 @@
 //!
 //! Only answers that depend on nothing else are kept: every table scanned is a published mesh
 //! dataset or a declared source (not a view planned afresh, the system catalog or a table
-//! function), and no function is volatile or stable (`random()`,
-//! `now()`). Entries are bounded in bytes (`server.result_cache_mb`); a result larger than a
-//! sixteenth of the cache is streamed but not kept.
+//! function), and no function is volatile or stable (`random()`, `now()`). Entries are bounded
+//! in bytes (`server.result_cache_mb`); a result larger than a sixteenth of the cache is
+//! streamed but not kept.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -10,7 +10,9 @@ use meshql::engine::Engine;
 use meshql::service::{Call, QueryService, Rpc, Statement};
 use meshql::spec::DatasetName;
 
-use crate::common::{answer, demo_mesh, demo_with, edit, engine, publish_without_north, runtime};
+use crate::common::{
+    add_csv_source, answer, demo_mesh, demo_with, edit, engine, publish_without_north, runtime,
+};
 
 fn held_rows(e: &Engine, name: &DatasetName) -> Option<usize> {
     e.catalog().accelerator().status(name).map(|s| s.rows)
@@ -71,10 +73,7 @@ fn a_copy_that_cannot_be_loaded_is_read_from_storage_and_holds_no_memory() {
             "catalog_staleness_secs: 5",
             "catalog_staleness_secs: 1\n  accelerate: [sales.raw.visits]\n  result_cache_mb: 0",
         );
-        let domain = dir.path().join("catalog/sales/domain.yaml");
-        let mut text = std::fs::read_to_string(&domain).unwrap();
-        text.push_str("sources:\n  - name: visits\n    layer: raw\n    format: csv\n    location: data/visits.csv\n");
-        std::fs::write(&domain, text).unwrap();
+        add_csv_source(dir.path(), "sales", "raw", "visits", "data/visits.csv");
         let good: String = (0..1500).map(|i| format!("{i},{}\n", i % 7)).collect();
         let csv = dir.path().join("catalog/sales/data/visits.csv");
         std::fs::write(&csv, format!("visit_id,store_id\n{good}1500,3,extra\n")).unwrap();
@@ -84,7 +83,11 @@ fn a_copy_that_cannot_be_loaded_is_read_from_storage_and_holds_no_memory() {
         let visits = DatasetName::new("sales", "raw", "visits");
         e.catalog().accelerate().await;
         assert_eq!(held_rows(&e, &visits), None);
-        assert_eq!(e.catalog().accelerator().used(), 0, "a failed load gives its bytes back");
+        assert_eq!(
+            e.catalog().accelerator().used(),
+            0,
+            "a failed load gives its bytes back"
+        );
 
         // Read from storage: the reader's error, the user's to fix, not an internal one.
         let call = Call::new(service.principal_named("admin").unwrap(), Rpc::DoGet);
@@ -97,7 +100,12 @@ fn a_copy_that_cannot_be_loaded_is_read_from_storage_and_holds_no_memory() {
         };
         let error = read.await.expect_err("the malformed row fails the read");
         assert_eq!(error.kind(), ErrorKind::UserInput, "{error}");
-        assert!(error.to_string().contains("incorrect number of fields for line 1502"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("incorrect number of fields for line 1502"),
+            "{error}"
+        );
 
         // Mended in place: held once the change is seen.
         std::fs::write(&csv, format!("visit_id,store_id\n{good}")).unwrap();

@@ -49,6 +49,22 @@ pub fn demo_mesh() -> TempDir {
     dir
 }
 
+/// Declares `layer.name` of `domain` in the mesh at `dir` as a CSV source read from
+/// `location` (relative to the domain's folder).
+pub fn add_csv_source(dir: &Path, domain: &str, layer: &str, name: &str, location: &str) {
+    let file = dir.join("catalog").join(domain).join("domain.yaml");
+    let mut text = std::fs::read_to_string(&file).expect("read");
+    assert!(
+        !text.contains("\nsources:"),
+        "{} declares sources already",
+        file.display()
+    );
+    text.push_str(&format!(
+        "sources:\n  - name: {name}\n    layer: {layer}\n    format: csv\n    location: {location}\n"
+    ));
+    std::fs::write(&file, text).expect("write");
+}
+
 /// Replaces `from` by `to` in the file at `path`; the text must be there.
 pub fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).expect("read");

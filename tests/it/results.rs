@@ -12,7 +12,8 @@ use meshql::engine::Engine;
 use tempfile::TempDir;
 
 use crate::common::{
-    answer, build_all, demo_mesh, demo_with, edit, engine, publish_without_north, runtime,
+    add_csv_source, answer, build_all, demo_mesh, demo_with, edit, engine, publish_without_north,
+    runtime,
 };
 
 /// The built demo mesh with `settings` under `server:`, its engine and an unaudited service.
@@ -261,11 +262,12 @@ fn a_sources_answers_and_plans_are_kept_until_its_files_change() {
     runtime().block_on(async {
         let dir = demo_mesh();
         let mesh = dir.path().join("catalog/mesh.yaml");
-        edit(&mesh, "catalog_staleness_secs: 5", "catalog_staleness_secs: 1");
-        let domain = dir.path().join("catalog/sales/domain.yaml");
-        let mut text = std::fs::read_to_string(&domain).unwrap();
-        text.push_str("sources:\n  - name: store_list\n    layer: raw\n    format: csv\n    location: data/stores.csv\n");
-        std::fs::write(&domain, text).unwrap();
+        edit(
+            &mesh,
+            "catalog_staleness_secs: 5",
+            "catalog_staleness_secs: 1",
+        );
+        add_csv_source(dir.path(), "sales", "raw", "store_list", "data/stores.csv");
         let service = QueryService::unaudited(engine(dir.path())).unwrap();
         let sql = "SELECT count(*) AS n FROM sales.raw.store_list";
         let first = answer(&service, "admin", sql).await;
