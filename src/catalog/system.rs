@@ -4,7 +4,7 @@
 //! | table | one row per |
 //! |---|---|
 //! | `mesh.catalog.domains` | domain |
-//! | `mesh.catalog.datasets` | dataset: kind, materialisation, format, location, version, rows, last update |
+//! | `mesh.catalog.datasets` | dataset: kind, materialisation, format, location, version, rows, last update, why its storage cannot be read |
 //! | `mesh.catalog.columns` | column of a published dataset, with its contract description and classification |
 //! | `mesh.catalog.products` | data product: contract, owner, version, status, SLA, last publish, freshness |
 //! | `mesh.ops.runs` | node of a run: status, rows, duration, input versions, published version, error |
@@ -73,6 +73,7 @@ static TABLES: LazyLock<Vec<(&'static str, &'static str, SchemaRef)>> = LazyLock
                 ("last_update", utc(), true),
                 ("description", Utf8, true),
                 ("file", Utf8, true),
+                ("problem", Utf8, true),
             ]),
         ),
         (

@@ -34,6 +34,9 @@ pub struct DatasetFacts {
     pub last_update: Option<DateTime<Utc>>,
     /// The latest version itself, when there is one.
     pub snapshot: Option<Arc<TableSnapshot>>,
+    /// Why the dataset's storage could not be read (a damaged table, a source whose files went
+    /// away); its version and rows are then unknown. One broken dataset never hides the others.
+    pub problem: Option<String>,
 }
 
 impl Engine {
@@ -56,11 +59,21 @@ impl Engine {
         let store = catalog.store(name).ok_or_else(|| catalog.not_found(name))?;
         let dataset = self.mesh().dataset(name);
         let view = catalog.is_view(name);
-        let snapshot = catalog.snapshot(name).await?;
-        // A view holds no rows of its own: counting would run it.
-        let rows = match &snapshot {
-            Some(_) if !view => Some(self.count_rows(name).await?),
-            _ => None,
+        let opened = async {
+            let snapshot = catalog.snapshot(name).await?;
+            // A view holds no rows of its own: counting would run it.
+            let rows = match &snapshot {
+                Some(_) if !view => Some(self.count_rows(name).await?),
+                _ => None,
+            };
+            Ok::<_, Error>((snapshot, rows))
+        };
+        let (snapshot, rows, problem) = match opened.await {
+            Ok((snapshot, rows)) => (snapshot, rows, None),
+            Err(e) => {
+                tracing::warn!(dataset = %name, error = %e, "cannot read a dataset's storage");
+                (None, None, Some(e.to_string()))
+            }
         };
         Ok(DatasetFacts {
             name: name.clone(),
@@ -75,6 +88,7 @@ impl Engine {
             rows,
             last_update: snapshot.as_ref().and_then(|s| s.last_modified),
             snapshot,
+            problem,
         })
     }
 
@@ -108,6 +122,7 @@ impl Engine {
         fields.push(Field::new("product", DataType::Utf8, true));
         fields.push(Field::new("freshness", DataType::Utf8, true));
         fields.push(Field::new("accelerated", DataType::Utf8, true));
+        fields.push(Field::new("problem", DataType::Utf8, true));
         let arrays: Vec<ArrayRef> = vec![
             text(&|f| Some(f.name.domain.clone())),
             text(&|f| Some(f.name.layer.clone())),
@@ -144,6 +159,7 @@ impl Engine {
                         .then(|| "when served".to_string()),
                 }
             }),
+            text(&|f| f.problem.clone()),
         ];
         Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
     }

@@ -140,17 +140,15 @@ pub async fn refresh(engine: &Engine) -> Result<Vec<super::lineage::ColumnEdge>>
     let mesh = engine.mesh();
     let catalog = engine.catalog();
 
-    // Domains.
+    // Domains, with their datasets counted in one pass over the catalog.
+    let mut per_domain: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for name in catalog.dataset_names() {
+        *per_domain.entry(name.domain).or_default() += 1;
+    }
     let counts: Vec<i64> = mesh
         .domains
         .iter()
-        .map(|d| {
-            catalog
-                .dataset_names()
-                .iter()
-                .filter(|n| n.domain == d.name)
-                .count() as i64
-        })
+        .map(|d| per_domain.get(&d.name).copied().unwrap_or(0))
         .collect();
     let layers: Vec<String> = mesh.domains.iter().map(|d| d.layers.join(", ")).collect();
     write(
@@ -197,6 +195,7 @@ pub async fn refresh(engine: &Engine) -> Result<Vec<super::lineage::ColumnEdge>>
         d.description
             .push(dataset.and_then(|ds| ds.description.clone()));
         d.file.push(dataset.map(|ds| ds.file.display().to_string()));
+        d.problem.push(facts.problem.clone());
         if let Some(s) = &facts.snapshot {
             c.push_columns(name, s, dataset.and_then(|d| d.contract.as_deref()));
         }
@@ -221,6 +220,7 @@ pub async fn refresh(engine: &Engine) -> Result<Vec<super::lineage::ColumnEdge>>
             Arc::new(TimestampMicrosecondArray::from(d.updated).with_timezone("UTC")),
             strings(d.description.iter().map(|s| s.as_deref())),
             strings(d.file.iter().map(|s| s.as_deref())),
+            strings(d.problem.iter().map(|s| s.as_deref())),
         ],
         WriteMode::Replace,
     )
@@ -288,11 +288,14 @@ pub async fn refresh_products(engine: &Engine, now: chrono::DateTime<chrono::Utc
         &'static str,
     )> = Vec::new();
     for (ds, contract) in mesh.products() {
-        let last = engine
-            .catalog()
-            .snapshot(&ds.name)
-            .await?
-            .and_then(|s| s.last_modified);
+        // A product whose table cannot be read has no known last publish (and is stale).
+        let last = match engine.catalog().snapshot(&ds.name).await {
+            Ok(snapshot) => snapshot.and_then(|s| s.last_modified),
+            Err(e) => {
+                tracing::warn!(dataset = %ds.name, error = %e, "cannot read a product's table");
+                None
+            }
+        };
         let status = crate::spec::contract::freshness(contract.latency, last, now);
         rows.push((
             ds.name.clone(),
@@ -362,6 +365,7 @@ struct DatasetRows {
     updated: Vec<Option<i64>>,
     description: Vec<Option<String>>,
     file: Vec<Option<String>>,
+    problem: Vec<Option<String>>,
 }
 
 #[derive(Default)]
