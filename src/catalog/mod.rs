@@ -81,7 +81,10 @@ impl MeshCatalog {
         let warehouse = Warehouse::for_mesh(&mesh)?;
         let mut stores = BTreeMap::new();
         for dataset in mesh.datasets() {
-            stores.insert(dataset.name.clone(), warehouse.store_for(dataset)?);
+            stores.insert(
+                dataset.name.clone(),
+                warehouse.store_for(dataset, mesh.format_of(dataset))?,
+            );
         }
         // Tables in the warehouse that no file declares (ingested raw tables) are served too,
         // in the domains and layers the mesh declares.

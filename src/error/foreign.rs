@@ -61,6 +61,8 @@ pub(super) fn classify(top: &(dyn StdError + 'static)) -> Error {
             self::parquet(parquet)
         } else if let Some(delta) = current.downcast_ref::<DeltaTableError>() {
             self::delta(delta)
+        } else if let Some(ice) = current.downcast_ref::<iceberg::Error>() {
+            self::iceberg(ice)
         } else if let Some(tx) = current.downcast_ref::<TransactionError>() {
             transaction(tx)
         } else if let Some(re) = current.downcast_ref::<regex::Error>() {
@@ -215,6 +217,32 @@ fn transaction(err: &TransactionError) -> Step<'_> {
         T::ObjectStore { source } => return Step::Into(source),
         T::DeltaTableAppendOnly => Error::user(format!("{err}")),
         other => Error::internal(format!("Delta Lake: {other}")),
+    };
+    Step::Done(e)
+}
+
+/// Iceberg's kinds say whose problem it is, except `Unexpected`, which wraps whatever failed
+/// underneath (a file that cannot be read): its cause decides.
+fn iceberg(err: &iceberg::Error) -> Step<'_> {
+    use iceberg::ErrorKind as K;
+    let message = err.message();
+    let e = match err.kind() {
+        K::DataInvalid => Error::user(format!("invalid Iceberg table: {message}")),
+        K::FeatureUnsupported => Error::user(format!("Iceberg: {message}")),
+        K::TableNotFound | K::NamespaceNotFound => Error::not_found(format!("Iceberg: {message}")),
+        K::TableAlreadyExists | K::NamespaceAlreadyExists => {
+            Error::conflict(format!("Iceberg: {message}"))
+        }
+        K::CatalogCommitConflicts | K::PreconditionFailed => {
+            Error::conflict(format!("Iceberg commit conflict: {message}"))
+        }
+        _ => match std::error::Error::source(err) {
+            Some(io) if io.is::<std::io::Error>() => {
+                Error::unavailable(format!("Iceberg: {message}: {io}"))
+            }
+            Some(cause) => return Step::Into(cause),
+            None => Error::internal(format!("Iceberg: {message}")),
+        },
     };
     Step::Done(e)
 }

@@ -270,6 +270,12 @@ impl From<deltalake::DeltaTableError> for Error {
     }
 }
 
+impl From<iceberg::Error> for Error {
+    fn from(err: iceberg::Error) -> Self {
+        foreign::classify(&err)
+    }
+}
+
 impl From<arrow::error::ArrowError> for Error {
     fn from(err: arrow::error::ArrowError) -> Self {
         foreign::classify(&err)

@@ -217,6 +217,17 @@ pub enum TableFormatName {
     /// Delta Lake (default).
     #[default]
     Delta,
+    /// Apache Iceberg, in the warehouse's embedded SQL catalog.
+    Iceberg,
+}
+
+impl TableFormatName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableFormatName::Delta => "delta",
+            TableFormatName::Iceberg => "iceberg",
+        }
+    }
 }
 
 /// Settings of `meshql serve`.
@@ -390,6 +401,10 @@ pub struct DomainFile {
     /// Layers of the domain, in order. Default: raw, silver, gold.
     #[serde(default = "default_layers")]
     pub layers: Vec<String>,
+    /// Table format of the domain's transforms and job tables; default: the mesh's
+    /// `default_format`. A transform's `-- @format:` line chooses for itself.
+    #[serde(default)]
+    pub format: Option<TableFormatName>,
     /// Read-only datasets registered from existing files (CSV, Parquet, JSON).
     #[serde(default)]
     pub sources: Vec<SourceFile>,
@@ -412,9 +427,11 @@ pub struct SourceFile {
     pub name: String,
     /// Layer the dataset belongs to (usually `raw`).
     pub layer: String,
-    /// File format.
+    /// File or table format.
     pub format: SourceFormat,
-    /// A file or a folder of files: relative to the domain folder, absolute, or a URL.
+    /// A file or a folder of files; for `delta` the table's folder; for `iceberg` the table's
+    /// folder (its newest `metadata/*.metadata.json` is read) or one metadata file. Relative to
+    /// the domain folder, absolute, or a URL.
     pub location: String,
     /// What the dataset holds.
     #[serde(default)]
@@ -435,13 +452,17 @@ fn comma() -> String {
     ",".into()
 }
 
-/// Formats a read-only source can be read from.
+/// Formats a read-only source can be read from: files, or a table another engine writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceFormat {
     Csv,
     Parquet,
     Json,
+    /// A Delta Lake table (its folder holds `_delta_log/`).
+    Delta,
+    /// An Apache Iceberg table (its folder holds `metadata/`), or one of its metadata files.
+    Iceberg,
 }
 
 impl SourceFormat {
@@ -450,7 +471,14 @@ impl SourceFormat {
             SourceFormat::Csv => "csv",
             SourceFormat::Parquet => "parquet",
             SourceFormat::Json => "json",
+            SourceFormat::Delta => "delta",
+            SourceFormat::Iceberg => "iceberg",
         }
+    }
+
+    /// Whether the source is a table of a table format rather than plain files.
+    pub fn is_table(self) -> bool {
+        matches!(self, SourceFormat::Delta | SourceFormat::Iceberg)
     }
 }
 

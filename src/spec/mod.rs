@@ -63,6 +63,8 @@ pub struct Domain {
     pub description: Option<String>,
     /// Layers in order; each is a schema.
     pub layers: Vec<String>,
+    /// Table format of the domain's warehouse tables, when it chooses one.
+    pub format: Option<TableFormatName>,
     /// Folder holding `domain.yaml`.
     pub folder: PathBuf,
     pub datasets: Vec<Dataset>,
@@ -152,6 +154,7 @@ impl Mesh {
                         owner: String::new(),
                         description: None,
                         layers: Vec::new(),
+                        format: None,
                         folder: root.clone(),
                         datasets: Vec::new(),
                         policies: Vec::new(),
@@ -201,6 +204,17 @@ impl Mesh {
     /// Every dataset of every domain, in declaration order.
     pub fn datasets(&self) -> impl Iterator<Item = &Dataset> {
         self.domains.iter().flat_map(|d| d.datasets.iter())
+    }
+
+    /// The table format of a warehouse dataset: its transform's `-- @format:`, else its
+    /// domain's `format`, else the mesh's `default_format` (the most specific wins).
+    pub fn format_of(&self, dataset: &Dataset) -> TableFormatName {
+        let own = match &dataset.kind {
+            DatasetKind::Transform(t) => t.options.format,
+            _ => None,
+        };
+        own.or_else(|| self.domain(&dataset.name.domain).and_then(|d| d.format))
+            .unwrap_or(self.default_format)
     }
 
     pub fn dataset(&self, name: &DatasetName) -> Option<&Dataset> {

@@ -114,6 +114,8 @@ pub struct TransformOptions {
     pub watermark: Option<String>,
     /// `@schedule: 0 6 * * *`: `meshql serve` runs the node on this cron schedule.
     pub schedule: Option<String>,
+    /// `@format: delta | iceberg`: the table format, over the domain's and the mesh's.
+    pub format: Option<super::TableFormatName>,
 }
 
 /// The option keys a header may hold, with the values each accepts (empty: a column list).
@@ -122,6 +124,7 @@ pub const OPTION_KEYS: &[(&str, &[&str])] = &[
     ("unique_key", &[]),
     ("watermark", &[]),
     ("schedule", &[]),
+    ("format", &["delta", "iceberg"]),
 ];
 
 /// A table the transform reads, with where the name stands in the file.
@@ -251,6 +254,12 @@ fn parse_header(
                         .map(|c| c.trim().to_string())
                         .filter(|c| !c.is_empty())
                         .collect()
+                }
+                "format" => {
+                    options.format = Some(match value {
+                        "iceberg" => super::TableFormatName::Iceberg,
+                        _ => super::TableFormatName::Delta,
+                    });
                 }
                 "schedule" => {
                     if let Err(msg) = super::parse_schedule(value) {
@@ -428,7 +437,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                "1:4 unknown transform option `@materialised`; expected one of: materialized, unique_key, watermark, schedule",
+                "1:4 unknown transform option `@materialised`; expected one of: materialized, unique_key, watermark, schedule, format",
                 "2:19 invalid value `cube` for `@materialized`; expected one of: table, incremental, view",
             ]
         );

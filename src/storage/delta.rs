@@ -19,11 +19,14 @@ use url::Url;
 use super::{CommitMetadata, Published, TableSnapshot, TableStore, WriteMode};
 use crate::error::{Error, Result};
 
-/// A Delta table at a URL; created by its first publish.
+/// A Delta table at a URL: a warehouse table, created by its first publish, or a read-only
+/// source another engine writes.
 #[derive(Debug, Clone)]
 pub struct DeltaStore {
     url: Url,
     location: String,
+    /// A source: never written, and a folder without a Delta log is an error, not "empty".
+    source: bool,
 }
 
 impl DeltaStore {
@@ -33,22 +36,40 @@ impl DeltaStore {
         Ok(Self {
             url,
             location: location.to_string(),
+            source: false,
+        })
+    }
+
+    /// A Delta table written elsewhere, served read-only (a `sources` entry of `format: delta`).
+    pub fn source(location: &str) -> Result<Self> {
+        Ok(Self {
+            source: true,
+            ..Self::new(location)?
         })
     }
 
     /// Loads the latest version; `None` if no version was ever committed.
     async fn load(&self) -> Result<Option<DeltaTable>> {
+        let not_a_table = || -> Result<Option<DeltaTable>> {
+            match self.source {
+                true => Err(Error::not_found(format!(
+                    "source `{}` is not a Delta table: it has no `_delta_log/`",
+                    self.location
+                ))),
+                false => Ok(None),
+            }
+        };
         if self.url.scheme() == "file" {
             let Ok(path) = self.url.to_file_path() else {
                 return Err(Error::user(format!("invalid file URL `{}`", self.url)));
             };
             if !path.join("_delta_log").exists() {
-                return Ok(None);
+                return not_a_table();
             }
         }
         match deltalake::open_table(self.url.clone()).await {
             Ok(t) => Ok(Some(t)),
-            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(DeltaTableError::NotATable(_)) => not_a_table(),
             Err(e) => Err(Error::from(e).with_context("table", &self.location)),
         }
     }
@@ -65,7 +86,7 @@ impl TableStore for DeltaStore {
     }
 
     fn writable(&self) -> bool {
-        true
+        !self.source
     }
 
     async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>> {
@@ -120,6 +141,9 @@ impl TableStore for DeltaStore {
         mode: &WriteMode,
         metadata: CommitMetadata,
     ) -> Result<Published> {
+        if self.source {
+            return Err(super::read_only_source(&self.location));
+        }
         if self.url.scheme() == "file"
             && let Ok(path) = self.url.to_file_path()
         {

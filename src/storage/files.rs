@@ -23,6 +23,7 @@ use crate::spec::{Source, SourceFormat};
 #[derive(Debug, Clone)]
 pub struct FileStore {
     source: Source,
+    format: Arc<dyn FileFormat>,
 }
 
 impl FileStore {
@@ -33,19 +34,26 @@ impl FileStore {
                 source.location
             ))
         })?;
-        Ok(Self { source })
-    }
-
-    fn listing_options(&self, session: &SessionState) -> ListingOptions {
-        let format: Arc<dyn FileFormat> = match self.source.format {
+        let format: Arc<dyn FileFormat> = match source.format {
             SourceFormat::Csv => Arc::new(
                 CsvFormat::default()
-                    .with_has_header(self.source.has_header)
-                    .with_delimiter(self.source.delimiter),
+                    .with_has_header(source.has_header)
+                    .with_delimiter(source.delimiter),
             ),
             SourceFormat::Parquet => Arc::new(ParquetFormat::default()),
             SourceFormat::Json => Arc::new(JsonFormat::default()),
+            table @ (SourceFormat::Delta | SourceFormat::Iceberg) => {
+                return Err(Error::internal(format!(
+                    "a {} table is not read as plain files",
+                    table.as_str()
+                )));
+            }
         };
+        Ok(Self { source, format })
+    }
+
+    fn listing_options(&self, session: &SessionState) -> ListingOptions {
+        let format = Arc::clone(&self.format);
         // A folder holds files of the format's extension; a single file is taken as named.
         let extension = if self.source.location.ends_with('/') {
             format!(".{}", self.source.format.as_str())
@@ -121,10 +129,7 @@ impl TableStore for FileStore {
         _mode: &WriteMode,
         _metadata: CommitMetadata,
     ) -> Result<Published> {
-        Err(Error::permission(format!(
-            "`{}` is a read-only source; only warehouse tables can be published",
-            self.source.location
-        )))
+        Err(super::read_only_source(&self.source.location))
     }
 
     async fn last_commit_metadata(&self) -> Result<Option<CommitMetadata>> {

@@ -2,11 +2,13 @@
 //!
 //! [`TableStore`] is what the catalog and the pipeline see: open the latest committed version of a
 //! dataset, or replace its contents in one atomic commit. Delta Lake tables ([`DeltaStore`]) live
-//! under `<warehouse>/<domain>/<layer>/<dataset>/`; read-only sources ([`FileStore`]) are files
-//! registered in place. Iceberg plugs in as another implementation.
+//! under `<warehouse>/<domain>/<layer>/<dataset>/`; read-only sources are files registered in
+//! place ([`FileStore`]) or tables other engines write: Delta ([`DeltaStore::source`]) and
+//! Apache Iceberg ([`IcebergStore`]).
 
 mod delta;
 mod files;
+mod iceberg;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -19,9 +21,10 @@ use datafusion::logical_expr::LogicalPlan;
 
 pub use delta::DeltaStore;
 pub use files::FileStore;
+pub use iceberg::{IcebergCatalog, IcebergStore};
 
 use crate::error::{Error, Result};
-use crate::spec::{Dataset, DatasetKind, DatasetName, Mesh};
+use crate::spec::{Dataset, DatasetKind, DatasetName, Mesh, SourceFormat, TableFormatName};
 
 /// A committed version of a dataset, ready to scan.
 #[derive(Debug, Clone)]
@@ -92,10 +95,19 @@ pub enum WriteMode {
     Merge { keys: Vec<String> },
 }
 
+/// The answer to a write into a source.
+fn read_only_source(location: &str) -> Error {
+    Error::permission(format!(
+        "`{location}` is a read-only source; only warehouse tables can be published"
+    ))
+}
+
 /// The storage root of a mesh and the layout of datasets in it.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     root: String,
+    /// The embedded Iceberg catalog, opened when a first Iceberg table is.
+    iceberg: Arc<IcebergCatalog>,
 }
 
 impl Warehouse {
@@ -119,7 +131,8 @@ impl Warehouse {
                 )));
             }
         }
-        Ok(Self { root })
+        let iceberg = Arc::new(IcebergCatalog::new(&root));
+        Ok(Self { root, iceberg })
     }
 
     pub fn for_mesh(mesh: &Mesh) -> Result<Self> {
@@ -210,11 +223,29 @@ impl Warehouse {
         found
     }
 
-    /// The store holding `dataset`: a Delta table for transforms, the files for sources.
-    pub fn store_for(&self, dataset: &Dataset) -> Result<Arc<dyn TableStore>> {
+    /// The store holding `dataset`: a table of `format` in the warehouse for transforms and
+    /// jobs, the files or the other engine's table for sources.
+    pub fn store_for(
+        &self,
+        dataset: &Dataset,
+        format: TableFormatName,
+    ) -> Result<Arc<dyn TableStore>> {
         Ok(match &dataset.kind {
-            DatasetKind::Transform(_) | DatasetKind::Job(_) => self.delta_store(&dataset.name)?,
-            DatasetKind::Source(source) => Arc::new(FileStore::new(source.clone())?),
+            DatasetKind::Transform(_) | DatasetKind::Job(_) => match format {
+                TableFormatName::Delta => self.delta_store(&dataset.name)?,
+                TableFormatName::Iceberg => Arc::new(IcebergStore::warehouse(
+                    Arc::clone(&self.iceberg),
+                    &dataset.name,
+                    &self.table_url(&dataset.name),
+                )?),
+            },
+            DatasetKind::Source(source) => match source.format {
+                SourceFormat::Delta => Arc::new(DeltaStore::source(&source.location)?),
+                SourceFormat::Iceberg => {
+                    Arc::new(IcebergStore::source(&dataset.name, &source.location)?)
+                }
+                _ => Arc::new(FileStore::new(source.clone())?),
+            },
         })
     }
 }

@@ -6,6 +6,7 @@ mod common;
 mod flight;
 mod flight_sql;
 mod governance;
+mod iceberg;
 mod jobs;
 mod limits;
 mod lineage;

@@ -81,7 +81,7 @@ fn invalid_yaml_and_wrong_types_name_the_position() {
     assert_eq!(
         got,
         [
-            "catalog/hr/domain.yaml:5:13: sources[0].format: unknown variant `xlsx`, expected one of `csv`, `parquet`, `json`"
+            "catalog/hr/domain.yaml:5:13: sources[0].format: unknown variant `xlsx`, expected one of `csv`, `parquet`, `json`, `delta`, `iceberg`"
         ]
     );
     let got = problems(&[("catalog/hr/domain.yaml", "description: no owner\n")]);
@@ -231,7 +231,7 @@ fn bad_sql_and_bad_headers_are_reported_with_positions() {
     assert_eq!(
         got,
         [
-            "sql/shop/gold/bad.sql:1:4: unknown transform option `@materialised`; expected one of: materialized, unique_key, watermark, schedule"
+            "sql/shop/gold/bad.sql:1:4: unknown transform option `@materialised`; expected one of: materialized, unique_key, watermark, schedule, format"
         ]
     );
     let got = problems(&[("sql/shop/gold/bad.sql", "DELETE FROM silver.items")]);

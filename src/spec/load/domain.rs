@@ -71,6 +71,7 @@ pub(super) fn load_domain(
         owner: spec.owner,
         description: spec.description,
         layers,
+        format: spec.format,
         folder,
         datasets,
         policies,

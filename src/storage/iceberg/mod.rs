@@ -1,0 +1,311 @@
+//! Apache Iceberg tables through iceberg-rust: warehouse tables in the embedded SQL catalog
+//! ([`IcebergCatalog`]), written with the same guarantees as Delta ([`write`]), and read-only
+//! sources another engine writes (PyIceberg, Spark, Trino, Flink), found by their folder or by
+//! one metadata file.
+//!
+//! A source's folder is read at its newest metadata file: `metadata/version-hint.text` names it for
+//! tables of Hadoop catalogs; otherwise the file with the highest version number
+//! (`<NNNNN>-<uuid>.metadata.json` as catalogs write them, `v<N>.metadata.json` as Hadoop tables
+//! do). Every open looks again, so a commit by the other engine is served within the catalog's
+//! staleness without a restart.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use iceberg::TableIdent;
+use iceberg::arrow::{arrow_schema_to_schema_auto_assign_ids, schema_to_arrow_schema};
+use iceberg::io::FileIO;
+use iceberg::spec::Operation;
+use iceberg::table::StaticTable;
+use iceberg_datafusion::IcebergStaticTableProvider;
+use url::Url;
+
+mod catalog;
+mod write;
+
+pub use catalog::IcebergCatalog;
+
+use super::{CommitMetadata, Published, TableSnapshot, TableStore, WriteMode};
+use crate::error::{Error, Result};
+use crate::spec::DatasetName;
+
+/// The suffix of an Iceberg table metadata file.
+const METADATA_SUFFIX: &str = ".metadata.json";
+
+/// What commit metadata keys are prefixed with in a snapshot's summary.
+const METADATA_PREFIX: &str = "meshql.";
+
+/// An Iceberg table: a warehouse table of the embedded catalog, or a source.
+#[derive(Debug, Clone)]
+pub struct IcebergStore {
+    location: String,
+    ident: TableIdent,
+    place: Place,
+}
+
+#[derive(Debug, Clone)]
+enum Place {
+    /// Registered in the warehouse's catalog, created by its first publish.
+    Warehouse { catalog: Arc<IcebergCatalog> },
+    /// Read-only: the table's folder, or the one metadata file to read.
+    Source { path: PathBuf },
+}
+
+impl IcebergStore {
+    /// The warehouse table `name` at `location` (`<warehouse>/<domain>/<layer>/<dataset>`).
+    pub fn warehouse(
+        catalog: Arc<IcebergCatalog>,
+        name: &DatasetName,
+        location: &str,
+    ) -> Result<Self> {
+        Ok(Self {
+            location: location.trim_end_matches('/').to_string(),
+            ident: catalog::table_ident(name)?,
+            place: Place::Warehouse { catalog },
+        })
+    }
+
+    /// The source `name` over the table at `location` (a `file://` URL of its folder or of a
+    /// metadata file).
+    pub fn source(name: &DatasetName, location: &str) -> Result<Self> {
+        let invalid =
+            |why: &str| Error::user(format!("invalid Iceberg location `{location}`: {why}"));
+        let url = Url::parse(location).map_err(|e| invalid(&e.to_string()))?;
+        if url.scheme() != "file" {
+            return Err(invalid(
+                "only tables on the local file system (`file://`) can be read by this build",
+            ));
+        }
+        let path = url
+            .to_file_path()
+            .map_err(|()| invalid("not a file path"))?;
+        Ok(Self {
+            location: location.to_string(),
+            ident: catalog::table_ident(name)?,
+            place: Place::Source { path },
+        })
+    }
+
+    /// The metadata file describing the source table at `path` as it is now.
+    fn current_metadata(&self, path: &Path) -> Result<PathBuf> {
+        if path.is_file() {
+            return match file_name(path).ends_with(METADATA_SUFFIX) {
+                true => Ok(path.to_path_buf()),
+                false => Err(Error::user(format!(
+                    "source `{}` is not an Iceberg metadata file (`*{METADATA_SUFFIX}`)",
+                    self.location
+                ))),
+            };
+        }
+        let folder = path.join("metadata");
+        if !folder.is_dir() {
+            return Err(Error::not_found(format!(
+                "source `{}` is not an Iceberg table: it has no `metadata/` folder",
+                self.location
+            )));
+        }
+        if let Some(hinted) = hinted_metadata(&folder) {
+            return Ok(hinted);
+        }
+        let entries = std::fs::read_dir(&folder)
+            .map_err(|e| Error::unavailable(format!("cannot list {}: {e}", folder.display())))?;
+        entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter_map(|path| metadata_version(file_name(&path)).map(|v| (v, path)))
+            .max()
+            .map(|(_, path)| path)
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "source `{}` is not an Iceberg table: `{}` holds no `*{METADATA_SUFFIX}` file",
+                    self.location,
+                    folder.display()
+                ))
+            })
+    }
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+}
+
+/// The file `version-hint.text` names (tables of Hadoop catalogs), if it exists.
+fn hinted_metadata(folder: &Path) -> Option<PathBuf> {
+    let hint = std::fs::read_to_string(folder.join("version-hint.text")).ok()?;
+    let version: u64 = hint.trim().parse().ok()?;
+    let path = folder.join(format!("v{version}{METADATA_SUFFIX}"));
+    path.is_file().then_some(path)
+}
+
+/// The version in a metadata file's name: `00003-<uuid>.metadata.json` and `v3.metadata.json`
+/// are 3; other files have none.
+fn metadata_version(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(METADATA_SUFFIX)?;
+    let stem = stem.strip_prefix('v').unwrap_or(stem);
+    let digits = stem.split('-').next()?;
+    digits.parse().ok()
+}
+
+#[async_trait]
+impl TableStore for IcebergStore {
+    fn format(&self) -> &'static str {
+        "iceberg"
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn writable(&self) -> bool {
+        matches!(self.place, Place::Warehouse { .. })
+    }
+
+    async fn open(&self, _session: &SessionState) -> Result<Option<TableSnapshot>> {
+        let table = match &self.place {
+            Place::Warehouse { catalog } => match catalog.load(&self.ident).await? {
+                // Created by a first publish that has not committed yet: nothing to read.
+                Some(table) if table.metadata().current_snapshot().is_some() => table,
+                _ => return Ok(None),
+            },
+            Place::Source { path } => {
+                let file = self.current_metadata(path)?.display().to_string();
+                StaticTable::from_metadata_file(&file, self.ident.clone(), FileIO::new_with_fs())
+                    .await
+                    .map_err(|e| Error::from(e).with_context("metadata", &file))?
+                    .into_table()
+            }
+        };
+        let shown = table.metadata_location().unwrap_or_default().to_string();
+        let metadata = table.metadata();
+        let snapshot = metadata.current_snapshot();
+        let last_modified = DateTime::<Utc>::from_timestamp_millis(metadata.last_updated_ms());
+        // The metadata file and the snapshot it makes current: each commit writes a new file.
+        let identity = {
+            let mut hasher = std::hash::DefaultHasher::new();
+            (&shown, snapshot.map(|s| s.snapshot_id())).hash(&mut hasher);
+            hasher.finish()
+        };
+        let version = snapshot.map(|s| s.sequence_number().max(0) as u64);
+        let provider = IcebergStaticTableProvider::try_new_from_table(table)
+            .await
+            .map_err(|e| Error::from(e).with_context("metadata", &shown))?;
+        Ok(Some(TableSnapshot {
+            provider: Arc::new(provider),
+            version,
+            last_modified,
+            identity: Some(identity),
+        }))
+    }
+
+    async fn write(
+        &self,
+        plan: LogicalPlan,
+        session: &SessionState,
+        mode: &WriteMode,
+        metadata: CommitMetadata,
+    ) -> Result<Published> {
+        let Place::Warehouse { catalog } = &self.place else {
+            return Err(super::read_only_source(&self.location));
+        };
+        let operation = match mode {
+            WriteMode::Replace => Operation::Overwrite,
+            WriteMode::Append => Operation::Append,
+            WriteMode::Merge { .. } => {
+                return Err(Error::user(format!(
+                    "`{}` is an Iceberg table, and merging into Iceberg tables (`-- @unique_key:`) \
+                     is not supported yet; append with `-- @watermark:`, or store it with \
+                     `-- @format: delta`",
+                    self.ident
+                )));
+            }
+        };
+        let storable = write::storable_schema(plan.schema().as_arrow())?;
+        let table = match catalog.load(&self.ident).await? {
+            Some(table) => table,
+            None => {
+                let schema = arrow_schema_to_schema_auto_assign_ids(&storable)?;
+                catalog.create(&self.ident, schema, &self.location).await?
+            }
+        };
+        let current = table.metadata().current_schema().clone();
+        let new_schema = if write::same_columns(&storable, &schema_to_arrow_schema(&current)?) {
+            None
+        } else if operation == Operation::Overwrite {
+            Some(write::fresh_schema(
+                &storable,
+                table.metadata().last_column_id(),
+            )?)
+        } else {
+            return Err(Error::user(format!(
+                "the new rows' columns differ from those of `{}`; an append keeps the table's \
+                 columns (a full refresh replaces them)",
+                self.ident
+            )));
+        };
+        let layout = new_schema.clone().map_or(current, Arc::new);
+        let (files, rows) = write::write_files(&table, &layout, plan, session).await?;
+        let properties = metadata
+            .into_iter()
+            .map(|(k, v)| (format!("{METADATA_PREFIX}{k}"), v.to_string()))
+            .collect();
+        let commit = write::Commit {
+            operation,
+            files,
+            schema: new_schema,
+            properties,
+        };
+        let sequence = write::commit(catalog, &self.ident, table, &commit).await?;
+        Ok(Published {
+            version: sequence.max(0) as u64,
+            rows,
+        })
+    }
+
+    async fn last_commit_metadata(&self) -> Result<Option<CommitMetadata>> {
+        let Place::Warehouse { catalog } = &self.place else {
+            return Ok(None);
+        };
+        let Some(table) = catalog.load(&self.ident).await? else {
+            return Ok(None);
+        };
+        let Some(snapshot) = table.metadata().current_snapshot() else {
+            return Ok(None);
+        };
+        Ok(Some(
+            snapshot
+                .summary()
+                .additional_properties
+                .iter()
+                .filter_map(|(k, v)| {
+                    let key = k.strip_prefix(METADATA_PREFIX)?;
+                    let value =
+                        serde_json::from_str(v).unwrap_or(serde_json::Value::String(v.clone()));
+                    Some((key.to_string(), value))
+                })
+                .collect(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metadata_version;
+
+    #[test]
+    fn metadata_file_names_give_their_version() {
+        assert_eq!(
+            metadata_version("00012-0b6f9d0e-3c1a-4f44-9d1c-6f0a3b5e7c21.metadata.json"),
+            Some(12)
+        );
+        assert_eq!(metadata_version("v3.metadata.json"), Some(3));
+        assert_eq!(metadata_version("00001-x.metadata.json.tmp"), None);
+        assert_eq!(metadata_version("snap-123.avro"), None);
+        assert_eq!(metadata_version("version-hint.text"), None);
+    }
+}

@@ -1,0 +1,272 @@
+"""Tables other engines write, served read-only as `sources`: Apache Iceberg tables PyIceberg
+creates and appends to (through its SQLite catalog), and Delta tables the `deltalake` package
+writes. meshql must serve exactly the rows those libraries read back, see their next commit
+without a restart, and answer a broken table with an error naming it while serving the rest."""
+
+import datetime
+import decimal
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+from deltalake import DeltaTable, write_deltalake
+from pyiceberg.catalog.sql import SqlCatalog
+
+from harness import Server, connect, demo_mesh, run, status_of
+
+# How long a commit by another engine may take to be served: the staleness bound set below, plus
+# the planning caches' check of the table's identity, with room for a slow machine.
+SEEN_WITHIN_SECS = 30
+
+
+def people(first_id: int, names: list[str]) -> pa.Table:
+    """Rows of every type both formats carry, with NULLs and non-ASCII text."""
+    n = len(names)
+    ids = list(range(first_id, first_id + n))
+    return pa.table({
+        "id": pa.array(ids, pa.int64()),
+        "name": pa.array(names),
+        "score": pa.array([None if i % 3 == 2 else i * 1.25 for i in ids]),
+        "born": pa.array([datetime.date(1980 + i % 30, 1 + i % 12, 1 + i % 28) for i in ids]),
+        "seen": pa.array([datetime.datetime(2026, 1, 1, 12, 0, i % 60) for i in ids], pa.timestamp("us")),
+        "seen_utc": pa.array([datetime.datetime(2026, 3, 1, i % 24, 0, 0) for i in ids],
+                             pa.timestamp("us", tz="UTC")),
+        "amount": pa.array([decimal.Decimal(i) / 100 for i in ids], pa.decimal128(10, 2)),
+        "active": pa.array([i % 2 == 0 for i in ids]),
+    })
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    """An Iceberg table in a PyIceberg SQLite catalog and a Delta table, each with 3 rows, and a
+    demo mesh serving them (plus broken tables) as sources of the `sales` domain."""
+    root = tmp_path_factory.mktemp("formats")
+    catalog = SqlCatalog("crm", uri=f"sqlite:///{root}/catalog.db", warehouse=f"file://{root}/iceberg")
+    catalog.create_namespace("crm")
+    first = people(1, ["Ada", "Bea", "Chloé"])
+    iceberg = catalog.create_table("crm.people", schema=first.schema)
+    iceberg.append(first)
+    first_metadata = iceberg.metadata_location.removeprefix("file://")
+    delta = root / "delta" / "people"
+    write_deltalake(str(delta), first)
+
+    # Broken tables: a folder that is no table of either format, an Iceberg table whose newest
+    # metadata file is damaged, and one whose data file went away.
+    (root / "empty").mkdir()
+    damaged = catalog.create_table("crm.damaged", schema=first.schema)
+    damaged.append(first)
+    newest = sorted((root / "iceberg/crm/damaged/metadata").glob("*.metadata.json"))[-1]
+    newest.write_text(newest.read_text()[:200])
+    gone = catalog.create_table("crm.gone", schema=first.schema)
+    gone.append(first)
+    for data in (root / "iceberg/crm/gone/data").glob("*.parquet"):
+        data.unlink()
+
+    mesh = demo_mesh(root / "mesh", {"catalog_staleness_secs": 1})
+    sources = [
+        {"name": "people_iceberg", "layer": "raw", "format": "iceberg",
+         "location": str(root / "iceberg/crm/people")},
+        {"name": "people_first", "layer": "raw", "format": "iceberg", "location": first_metadata},
+        {"name": "people_delta", "layer": "raw", "format": "delta", "location": str(delta)},
+        {"name": "not_iceberg", "layer": "raw", "format": "iceberg", "location": str(root / "empty")},
+        {"name": "not_delta", "layer": "raw", "format": "delta", "location": str(root / "empty")},
+        {"name": "damaged", "layer": "raw", "format": "iceberg",
+         "location": str(root / "iceberg/crm/damaged")},
+        {"name": "gone", "layer": "raw", "format": "iceberg", "location": str(root / "iceberg/crm/gone")},
+    ]
+    # Appended as text: a YAML round trip would turn the policies' `on:` keys into `true`.
+    with open(mesh / "catalog" / "sales" / "domain.yaml", "a") as domain:
+        domain.write(yaml.safe_dump({"sources": sources}, sort_keys=False))
+    with Server(mesh) as server:
+        yield {"server": server, "iceberg": iceberg, "delta": delta, "first": first}
+
+
+def query(uri: str, sql: str) -> pa.Table:
+    with connect(uri) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetch_arrow_table()
+
+
+def failure(uri: str, sql: str) -> Exception:
+    with pytest.raises(Exception) as caught:
+        query(uri, sql)
+    return caught.value
+
+
+def rows(table: pa.Table) -> list[dict]:
+    return sorted(table.to_pylist(), key=lambda r: r["id"])
+
+
+def test_iceberg_and_delta_tables_are_served_exactly_as_their_libraries_read_them(tables):
+    uri = tables["server"].uri
+    iceberg = query(uri, "SELECT * FROM sales.raw.people_iceberg")
+    assert rows(iceberg) == rows(tables["iceberg"].scan().to_arrow())
+    delta = query(uri, "SELECT * FROM sales.raw.people_delta")
+    assert rows(delta) == rows(DeltaTable(str(tables["delta"])).to_pyarrow_table())
+    assert iceberg.schema.names == tables["first"].schema.names
+    # Filters and projections are pushed into the Iceberg scan; DataFusion re-checks them.
+    picked = query(uri, "SELECT name FROM sales.raw.people_iceberg WHERE id >= 2 AND active")
+    assert picked.to_pylist() == [{"name": "Bea"}]
+    # The two formats join like any two tables of the mesh.
+    joined = query(uri, """SELECT count(*) AS n FROM sales.raw.people_iceberg i
+                           JOIN sales.raw.people_delta d ON i.id = d.id AND i.name = d.name""")
+    assert joined.to_pylist() == [{"n": 3}]
+
+
+def test_the_catalog_shows_each_source_with_its_format(tables):
+    expected = [
+        {"dataset": "people_delta", "format": "delta"},
+        {"dataset": "people_first", "format": "iceberg"},
+        {"dataset": "people_iceberg", "format": "iceberg"},
+    ]
+    # The system catalog is described in the background after start-up.
+    deadline = time.monotonic() + SEEN_WITHIN_SECS
+    listed = []
+    while time.monotonic() < deadline and listed != expected:
+        listed = query(tables["server"].uri, """SELECT dataset, format FROM mesh.catalog.datasets
+                                                WHERE domain = 'sales' AND dataset LIKE 'people_%'
+                                                ORDER BY dataset""").to_pylist()
+        time.sleep(0.5)
+    assert listed == expected
+    # A table that cannot be read is described with the reason, beside every other dataset.
+    problems = query(tables["server"].uri, """SELECT dataset, problem FROM mesh.catalog.datasets
+                                              WHERE domain = 'sales' AND layer = 'raw'""").to_pylist()
+    problem = {r["dataset"]: r["problem"] for r in problems}
+    assert problem["people_iceberg"] is None and problem["people_delta"] is None
+    assert "not an Iceberg table" in problem["not_iceberg"]
+    assert "not a Delta table" in problem["not_delta"]
+    assert "invalid Iceberg table" in problem["damaged"]
+
+
+def test_a_commit_by_the_other_engine_is_served_without_a_restart(tables):
+    uri = tables["server"].uri
+    count = "SELECT count(*) AS n FROM sales.raw.{}"
+    assert query(uri, count.format("people_iceberg")).to_pylist() == [{"n": 3}]
+    assert query(uri, count.format("people_delta")).to_pylist() == [{"n": 3}]
+    more = people(4, ["Dan", "Eve"])
+    tables["iceberg"].append(more)
+    write_deltalake(str(tables["delta"]), more, mode="append")
+    deadline = time.monotonic() + SEEN_WITHIN_SECS
+    seen = {}
+    while time.monotonic() < deadline:
+        seen = {name: query(uri, count.format(name)).to_pylist()[0]["n"]
+                for name in ("people_iceberg", "people_delta")}
+        if seen == {"people_iceberg": 5, "people_delta": 5}:
+            break
+        time.sleep(0.5)
+    assert seen == {"people_iceberg": 5, "people_delta": 5}
+    iceberg = query(uri, "SELECT * FROM sales.raw.people_iceberg")
+    assert rows(iceberg) == rows(tables["iceberg"].refresh().scan().to_arrow())
+    # A source naming one metadata file keeps serving the snapshot that file describes.
+    assert rows(query(uri, "SELECT * FROM sales.raw.people_first")) == rows(tables["first"])
+
+
+@pytest.mark.parametrize("dataset, status, words", [
+    ("not_iceberg", "NotFound", ["is not an Iceberg table", "no `metadata/` folder"]),
+    ("not_delta", "NotFound", ["is not a Delta table", "no `_delta_log/`"]),
+    ("damaged", "InvalidArgument", ["invalid Iceberg table", "metadata"]),
+    ("gone", "InvalidArgument", ["invalid Iceberg table", ".parquet"]),
+])
+def test_a_broken_table_is_named_and_the_others_are_still_served(tables, dataset, status, words):
+    uri = tables["server"].uri
+    error = failure(uri, f"SELECT * FROM sales.raw.{dataset}")
+    assert status_of(error) == status, error
+    for word in words:
+        assert word in str(error), error
+    assert "Internal" not in str(error)
+    assert query(uri, "SELECT count(*) AS n FROM sales.raw.people_delta").num_rows == 1
+    assert tables["server"].alive()
+
+
+def test_a_source_table_cannot_be_written(tables):
+    error = failure(tables["server"].uri, "INSERT INTO sales.raw.people_iceberg SELECT * FROM sales.raw.people_delta")
+    assert status_of(error) in ("PermissionDenied", "InvalidArgument"), error
+
+
+# Warehouse tables stored as Iceberg: what meshql writes, PyIceberg reads.
+
+def warehouse_catalog(mesh: Path) -> SqlCatalog:
+    """The mesh's embedded Iceberg catalog, opened as PyIceberg users open it."""
+    warehouse = mesh / "warehouse"
+    return SqlCatalog("meshql", uri=f"sqlite:///{warehouse}/_mesh/iceberg.db", warehouse=f"file://{warehouse}")
+
+
+@pytest.fixture()
+def iceberg_mesh(tmp_path):
+    """The demo mesh (its finance domain is stored as Iceberg), run once."""
+    mesh = demo_mesh(tmp_path / "mesh")
+    assert "format: iceberg" in (mesh / "catalog" / "finance" / "domain.yaml").read_text()
+    done = run(["run"], mesh)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return mesh
+
+
+def test_pyiceberg_reads_the_iceberg_tables_meshql_writes(iceberg_mesh):
+    catalog = warehouse_catalog(iceberg_mesh)
+    product = catalog.load_table("finance.gold.revenue_vs_target")
+    assert len(product.snapshots()) == 1
+    with Server(iceberg_mesh) as server:
+        served = query(server.uri, "SELECT * FROM finance.gold.revenue_vs_target")
+        listed = query(server.uri, """SELECT layer, dataset, format FROM mesh.catalog.datasets
+                                      WHERE domain = 'finance' ORDER BY layer, dataset""").to_pylist()
+    key = lambda r: (r["region"], r["month"])
+    assert served.num_rows == 12
+    assert sorted(served.to_pylist(), key=key) == sorted(product.scan().to_arrow().to_pylist(), key=key)
+    assert {r["format"] for r in listed} == {"iceberg"}
+    # The other domains stay Delta, and the cross-format join of the product is exact.
+    assert (iceberg_mesh / "warehouse/sales/gold/daily_revenue/_delta_log").is_dir()
+
+
+def test_a_full_refresh_is_one_overwrite_snapshot_readers_never_see_half_of(iceberg_mesh):
+    catalog = warehouse_catalog(iceberg_mesh)
+    name = "finance.silver.revenue_targets"
+    seen: set[int] = set()
+    stop = False
+
+    def poll():
+        while not stop:
+            seen.add(catalog.load_table(name).scan().to_arrow().num_rows)
+
+    import threading
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        for _ in range(4):
+            done = run(["run", "--force", "--select", name], iceberg_mesh)
+            assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        stop = True
+        reader.join(timeout=60)
+    assert seen == {12}
+    table = catalog.load_table(name)
+    assert len(table.snapshots()) == 5
+    assert table.current_snapshot().summary.operation.value == "overwrite"
+    # Every earlier snapshot still holds the rows it was committed with.
+    for snapshot in table.snapshots():
+        assert table.scan(snapshot_id=snapshot.snapshot_id).to_arrow().num_rows == 12
+
+
+def test_a_changed_transform_replaces_the_columns_and_keeps_the_old_snapshot(iceberg_mesh):
+    sql = iceberg_mesh / "sql/finance/silver/revenue_targets.sql"
+    sql.write_text(sql.read_text().replace("    month,\n", "    month,\n    upper(region) AS region_code,\n"))
+    done = run(["run", "--select", "finance.silver.revenue_targets"], iceberg_mesh)
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = warehouse_catalog(iceberg_mesh).load_table("finance.silver.revenue_targets")
+    now = table.scan().to_arrow()
+    assert now.schema.names == ["region", "month", "region_code", "revenue_target"]
+    assert {r["region_code"] for r in now.to_pylist()} == {r["region"].upper() for r in now.to_pylist()}
+    first = min(table.snapshots(), key=lambda s: s.sequence_number)
+    assert table.scan(snapshot_id=first.snapshot_id).to_arrow().schema.names == ["region", "month", "revenue_target"]
+
+
+def test_an_incremental_merge_into_iceberg_is_refused_with_a_clear_error(iceberg_mesh):
+    sql = iceberg_mesh / "sql/finance/silver/revenue_targets.sql"
+    sql.write_text("-- @materialized: incremental\n-- @unique_key: region, month\n" + sql.read_text())
+    done = run(["run", "--select", "finance.silver.revenue_targets"], iceberg_mesh)
+    assert done.returncode != 0
+    assert "merging into Iceberg tables" in done.stdout + done.stderr
+    # The table keeps its snapshot.
+    table = warehouse_catalog(iceberg_mesh).load_table("finance.silver.revenue_targets")
+    assert len(table.snapshots()) == 1 and table.scan().to_arrow().num_rows == 12

@@ -1,0 +1,147 @@
+//! Warehouse tables stored as Apache Iceberg: types mapped to Iceberg's, appends, refusals with
+//! the column named, and failed writes that leave the table at its snapshot. (PyIceberg reads
+//! these tables in tests/clients/test_table_formats.py.)
+
+use meshql::error::ErrorKind;
+use meshql::pipeline::NodeStatus;
+use meshql::spec::DatasetName;
+
+use crate::common::{embedded, embedded_count, engine, mesh_with, run_all, runtime};
+
+const MESH: &str = "name: t\ndefault_format: iceberg\ndomains:\n  - name: shop\n";
+
+fn shop(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let mut all = vec![
+        ("catalog/mesh.yaml", MESH),
+        (
+            "catalog/shop/domain.yaml",
+            "owner: shop\nsources:\n  - name: orders\n    layer: raw\n    format: csv\n    location: data/orders.csv\n",
+        ),
+        (
+            "catalog/shop/data/orders.csv",
+            "id,amount\n1,10.5\n2,20.25\n",
+        ),
+    ];
+    all.extend_from_slice(files);
+    mesh_with(&all)
+}
+
+fn failure(report: &meshql::pipeline::RunReport, node: &str) -> (ErrorKind, String) {
+    let found = report.nodes.iter().find(|n| n.name == node).expect("node");
+    match &found.status {
+        NodeStatus::Failed { kind, message } => (*kind, message.clone()),
+        other => panic!("{node}: {other:?}"),
+    }
+}
+
+#[test]
+fn every_type_a_transform_makes_is_stored_as_icebergs_own() {
+    runtime().block_on(async {
+        let sql = "SELECT arrow_cast(7, 'Int8') AS tiny, arrow_cast(9, 'UInt64') AS unsigned, \
+                   arrow_cast('x', 'Utf8View') AS text, CAST('2026-01-02 03:04:05.678' AS TIMESTAMP) AS at, \
+                   arrow_cast(now(), 'Timestamp(Nanosecond, Some(\"Europe/Paris\"))') AS zoned, \
+                   CAST(1.25 AS DECIMAL(10, 2)) AS money, DATE '2026-03-04' AS day, \
+                   make_array(1, 2) AS list, named_struct('a', 1, 'b', 'z') AS pair";
+        let dir = shop(&[("sql/shop/silver/typed.sql", sql)]);
+        let e = engine(dir.path());
+        let report = run_all(&e).await;
+        assert!(report.succeeded(), "{report:#?}");
+        let name = DatasetName::new("shop", "silver", "typed");
+        let snapshot = e.catalog().snapshot(&name).await.unwrap().unwrap();
+        let schema = snapshot.provider.schema();
+        let types: Vec<String> = schema.fields().iter().map(|f| f.data_type().to_string()).collect();
+        assert_eq!(
+            types[..7],
+            ["Int32", "Int64", "Utf8", "Timestamp(µs)", "Timestamp(µs, \"+00:00\")", "Decimal128(10, 2)", "Date32"]
+        );
+        let text = embedded(&e, "SELECT tiny, unsigned, text, at, money, day, list, pair FROM shop.silver.typed").await;
+        assert!(text.contains("| 7    | 9        | x    | 2026-01-02T03:04:05.678 | 1.25  | 2026-03-04 | [1, 2] | {a: 1, b: z} |"), "{text}");
+    });
+}
+
+#[test]
+fn a_type_iceberg_cannot_hold_fails_the_node_naming_the_column_and_writes_nothing() {
+    runtime().block_on(async {
+        let dir = shop(&[
+            (
+                "sql/shop/silver/gaps.sql",
+                "SELECT id, INTERVAL '1 day' AS gap FROM raw.orders",
+            ),
+            (
+                "sql/shop/silver/nothing.sql",
+                "SELECT id, NULL AS nothing FROM raw.orders",
+            ),
+        ]);
+        let e = engine(dir.path());
+        let report = run_all(&e).await;
+        for (node, column) in [
+            ("shop.silver.gaps", "`gap`"),
+            ("shop.silver.nothing", "`nothing`"),
+        ] {
+            let (kind, message) = failure(&report, node);
+            assert_eq!(kind, ErrorKind::UserInput, "{message}");
+            assert!(
+                message.contains(column) && message.contains("Iceberg table cannot hold"),
+                "{message}"
+            );
+            let name = DatasetName::parse(node).unwrap();
+            assert!(
+                e.catalog().snapshot(&name).await.unwrap().is_none(),
+                "{node} was published"
+            );
+        }
+    });
+}
+
+#[test]
+fn an_incremental_append_adds_a_snapshot_beside_the_rows_already_there() {
+    runtime().block_on(async {
+        let sql =
+            "-- @materialized: incremental\n-- @watermark: id\nSELECT id, amount FROM raw.orders";
+        let dir = shop(&[("sql/shop/silver/orders.sql", sql)]);
+        let e = engine(dir.path());
+        assert!(run_all(&e).await.succeeded());
+        std::fs::write(
+            dir.path().join("catalog/shop/data/orders.csv"),
+            "id,amount\n1,10.5\n2,20.25\n3,1\n4,2\n",
+        )
+        .unwrap();
+        let e = engine(dir.path());
+        let report = run_all(&e).await;
+        assert!(report.succeeded(), "{report:#?}");
+        let node = report
+            .nodes
+            .iter()
+            .find(|n| n.name == "shop.silver.orders")
+            .unwrap();
+        assert_eq!((node.rows, node.version), (Some(2), Some(2)), "{node:?}");
+        assert_eq!(
+            embedded_count(&e, "SELECT count(*) FROM shop.silver.orders").await,
+            4
+        );
+        assert_eq!(
+            embedded_count(&e, "SELECT count(DISTINCT id) FROM shop.silver.orders").await,
+            4
+        );
+        // An append whose columns differ from the table's is refused; the table keeps its rows.
+        crate::common::edit(
+            &dir.path().join("sql/shop/silver/orders.sql"),
+            "id, amount",
+            "id, amount, 'x' AS extra",
+        );
+        std::fs::write(
+            dir.path().join("catalog/shop/data/orders.csv"),
+            "id,amount\n5,1\n",
+        )
+        .unwrap();
+        let e = engine(dir.path());
+        let report = run_all(&e).await;
+        let (kind, message) = failure(&report, "shop.silver.orders");
+        assert_eq!(kind, ErrorKind::UserInput, "{message}");
+        assert!(message.contains("columns differ"), "{message}");
+        assert_eq!(
+            embedded_count(&e, "SELECT count(*) FROM shop.silver.orders").await,
+            4
+        );
+    });
+}
