@@ -1,6 +1,6 @@
 """Crash consistency: `kill -9` of `meshql run` and of `meshql serve` at random points, during runs
-and during ingest. After each kill every table opens with the `deltalake` package with exact
-counts (no acknowledged ingest row lost, no run half-published); at the end the next run
+and during ingest. After each kill every table opens with the `deltalake` package (Delta) or
+PyIceberg (Iceberg, through the warehouse's SQL catalog) with exact counts (no acknowledged ingest row lost, no run half-published); at the end the next run
 succeeds and no staging is left behind.
 
     python tests/robustness/crash.py --iterations 40 --seed 1   # the long form
@@ -37,6 +37,28 @@ def delta_counts(warehouse: Path) -> dict[str, int]:
     return counts
 
 
+def iceberg_counts(warehouse: Path) -> dict[str, int]:
+    """Rows of every Iceberg table of the warehouse's catalog, read with PyIceberg."""
+    catalog_file = warehouse / "_mesh" / "iceberg.db"
+    if not catalog_file.exists():
+        return {}
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog("meshql", uri=f"sqlite:///{catalog_file}", warehouse=warehouse.as_uri())
+    counts = {}
+    for namespace in catalog.list_namespaces():
+        for sub in catalog.list_namespaces(namespace) or [namespace]:
+            for ident in catalog.list_tables(sub):
+                table = catalog.load_table(ident)
+                if table.current_snapshot() is not None:
+                    counts[".".join(ident)] = table.scan().to_arrow().num_rows
+    return counts
+
+
+def table_counts(warehouse: Path) -> dict[str, int]:
+    return {**delta_counts(warehouse), **iceberg_counts(warehouse)}
+
+
 def ingest_client(uri, table, stop, acked):
     """Appends batches until stopped or the server dies; reports each acknowledged batch."""
     import pyarrow as pa
@@ -62,7 +84,7 @@ def kill_during_run(mesh: Path, expected: dict, rng: random.Random, duration: fl
     time.sleep(rng.uniform(0, duration * 1.2))
     proc.kill()
     proc.wait(timeout=30)
-    got = delta_counts(mesh / "warehouse")
+    got = table_counts(mesh / "warehouse")
     wrong = {t: (got.get(t), n) for t, n in expected.items() if got.get(t) != n}
     return {"kind": "run", "corrupt_or_wrong": wrong}
 
@@ -85,7 +107,7 @@ def kill_during_ingest(mesh: Path, rng: random.Random, totals: dict):
     while not acked.empty():
         table, rows = acked.get()
         totals[table] = totals.get(table, 0) + rows
-    got = delta_counts(mesh / "warehouse")
+    got = table_counts(mesh / "warehouse")
     problems = {}
     for k in range(INGEST_TABLES):
         table = f"crash_{k}"
@@ -106,7 +128,7 @@ def crash(iterations=6, seed=1, workdir=None, log=print):
     duration = time.monotonic() - t0
     if first.returncode != 0:
         raise RuntimeError(f"the first run failed:\n{first.stdout}\n{first.stderr}")
-    expected = delta_counts(mesh / "warehouse")
+    expected = table_counts(mesh / "warehouse")
     results, totals = [], {}
     for i in range(iterations):
         if i % 2 == 0:
@@ -118,7 +140,7 @@ def crash(iterations=6, seed=1, workdir=None, log=print):
     final = run(["run"], mesh)
     staging = mesh / "warehouse" / "_mesh" / "staging"
     left = sorted(str(p.relative_to(staging)) for p in staging.glob("*/*/*/*")) if staging.exists() else []
-    after = delta_counts(mesh / "warehouse")
+    after = table_counts(mesh / "warehouse")
     bad = [r for r in results if r["corrupt_or_wrong"]]
     return {
         "iterations": iterations,
