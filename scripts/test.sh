@@ -21,8 +21,9 @@ if [ -d tests/clients ]; then
   # The TPC-H harness in its smoke form: all 22 queries at SF 0.01, answers checked against
   # DataFusion and DuckDB (timings at this size mean nothing; see benches/README.md).
   "$venv/bin/python" benches/tpch/run.py --smoke
-  # The transfer and dashboard benchmarks in short forms, so that they keep working.
+  # The transfer, table-format and dashboard benchmarks in short forms, so that they keep working.
   "$venv/bin/python" benches/transfers.py --smoke
+  "$venv/bin/python" benches/formats.py --smoke
   "$venv/bin/python" benches/dashboard.py --queries 5 --clients 1,2 \
     --out "$CARGO_TARGET_DIR/bench-smoke/dashboard"
 fi

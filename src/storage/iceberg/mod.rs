@@ -18,6 +18,13 @@ use chrono::{DateTime, Utc};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use iceberg::TableIdent;
+use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use futures::TryStreamExt;
 use iceberg::arrow::{arrow_schema_to_schema_auto_assign_ids, schema_to_arrow_schema};
 use iceberg::io::FileIO;
 use iceberg::spec::Operation;
@@ -129,6 +136,45 @@ impl IcebergStore {
     }
 }
 
+/// The current snapshot of one of meshql's own tables as a DataFusion listing of its data files:
+/// scanned in parallel partitions, with Parquet statistics for the planner, page-index and
+/// row-group pruning — what the Iceberg scan of iceberg-datafusion 0.10 (one partition, no
+/// statistics) does not do. Valid because meshql's tables have no delete files, no partitions
+/// and, per snapshot, files written with the current schema (a full refresh rewrites every
+/// file; an append keeps the columns). `None` (read through iceberg-datafusion instead) when
+/// the snapshot has no data files or holds delete files another engine wrote.
+async fn data_files_of(table: &iceberg::table::Table, session: &SessionState) -> Result<Option<ListingTable>> {
+    let tasks: Vec<_> = table.scan().build()?.plan_files().await?.try_collect().await?;
+    if tasks.is_empty() || tasks.iter().any(|t| !t.deletes.is_empty()) {
+        return Ok(None);
+    }
+    let mut paths: Vec<&str> = tasks.iter().map(|t| t.data_file_path.as_str()).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    let urls = paths
+        .into_iter()
+        .map(ListingTableUrl::parse)
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    // Text and binary read as views, as the Parquet and Delta scans read them (no copy).
+    let fields: Vec<Field> = write::without_field_ids(&schema_to_arrow_schema(table.metadata().current_schema())?)
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            DataType::LargeBinary => f.as_ref().clone().with_data_type(DataType::BinaryView),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let schema = ArrowSchema::new(fields);
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension("")
+        .with_session_config_options(session.config());
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(Arc::new(schema));
+    Ok(Some(ListingTable::try_new(config)?))
+}
+
 fn file_name(path: &Path) -> &str {
     path.file_name()
         .and_then(|n| n.to_str())
@@ -166,7 +212,7 @@ impl TableStore for IcebergStore {
         matches!(self.place, Place::Warehouse { .. })
     }
 
-    async fn open(&self, _session: &SessionState) -> Result<Option<TableSnapshot>> {
+    async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>> {
         let table = match &self.place {
             Place::Warehouse { catalog } => match catalog.load(&self.ident).await? {
                 // Created by a first publish that has not committed yet: nothing to read.
@@ -192,11 +238,20 @@ impl TableStore for IcebergStore {
             hasher.finish()
         };
         let version = snapshot.map(|s| s.sequence_number().max(0) as u64);
-        let provider = IcebergStaticTableProvider::try_new_from_table(table)
-            .await
-            .map_err(|e| Error::from(e).with_context("metadata", &shown))?;
+        let own = matches!(self.place, Place::Warehouse { .. });
+        let provider: Arc<dyn TableProvider> = match own {
+            true => match data_files_of(&table, session).await? {
+                Some(listing) => Arc::new(listing),
+                None => Arc::new(IcebergStaticTableProvider::try_new_from_table(table).await?),
+            },
+            false => Arc::new(
+                IcebergStaticTableProvider::try_new_from_table(table)
+                    .await
+                    .map_err(|e| Error::from(e).with_context("metadata", &shown))?,
+            ),
+        };
         Ok(Some(TableSnapshot {
-            provider: Arc::new(provider),
+            provider,
             version,
             last_modified,
             identity: Some(identity),
