@@ -126,17 +126,7 @@ impl IcebergCatalog {
     ) -> Result<Table> {
         let opened = self.opened().await?;
         let namespace = ident.namespace();
-        if !opened.catalog.namespace_exists(namespace).await? {
-            match opened
-                .catalog
-                .create_namespace(namespace, HashMap::new())
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.kind() == iceberg::ErrorKind::NamespaceAlreadyExists => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.ensure_namespace(namespace).await?;
         let creation = TableCreation::builder()
             .name(ident.name().to_string())
             .schema(schema)
@@ -148,6 +138,40 @@ impl IcebergCatalog {
                 Ok(opened.catalog.load_table(ident).await?)
             }
             Err(e) => Err(Error::from(e).with_context("table", ident)),
+        }
+    }
+
+    /// Registers the existing table `ident` at its metadata file `metadata` (its namespace too,
+    /// if new). Another writer registering it first is no error: its table is returned.
+    pub async fn register(&self, ident: &TableIdent, metadata: &str) -> Result<Table> {
+        let opened = self.opened().await?;
+        self.ensure_namespace(ident.namespace()).await?;
+        match opened
+            .catalog
+            .register_table(ident, metadata.to_string())
+            .await
+        {
+            Ok(table) => Ok(table),
+            Err(e) if e.kind() == iceberg::ErrorKind::TableAlreadyExists => {
+                Ok(opened.catalog.load_table(ident).await?)
+            }
+            Err(e) => Err(Error::from(e).with_context("metadata", metadata)),
+        }
+    }
+
+    async fn ensure_namespace(&self, namespace: &NamespaceIdent) -> Result<()> {
+        let opened = self.opened().await?;
+        if opened.catalog.namespace_exists(namespace).await? {
+            return Ok(());
+        }
+        match opened
+            .catalog
+            .create_namespace(namespace, HashMap::new())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == iceberg::ErrorKind::NamespaceAlreadyExists => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -15,16 +15,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use datafusion::execution::SessionState;
-use datafusion::logical_expr::LogicalPlan;
-use iceberg::TableIdent;
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
 use futures::TryStreamExt;
+use iceberg::TableIdent;
 use iceberg::arrow::{arrow_schema_to_schema_auto_assign_ids, schema_to_arrow_schema};
 use iceberg::io::FileIO;
 use iceberg::spec::Operation;
@@ -119,21 +119,52 @@ impl IcebergStore {
         if let Some(hinted) = hinted_metadata(&folder) {
             return Ok(hinted);
         }
-        let entries = std::fs::read_dir(&folder)
-            .map_err(|e| Error::unavailable(format!("cannot list {}: {e}", folder.display())))?;
-        entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter_map(|path| metadata_version(file_name(&path)).map(|v| (v, path)))
-            .max()
-            .map(|(_, path)| path)
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "source `{}` is not an Iceberg table: `{}` holds no `*{METADATA_SUFFIX}` file",
-                    self.location,
-                    folder.display()
-                ))
-            })
+        newest_metadata(&folder)?.ok_or_else(|| {
+            Error::not_found(format!(
+                "source `{}` is not an Iceberg table: `{}` holds no `*{METADATA_SUFFIX}` file",
+                self.location,
+                folder.display()
+            ))
+        })
     }
+
+    /// One of meshql's own tables as the catalog has it. A table folder the catalog does not
+    /// know — the catalog file was lost or replaced — is registered again at its newest metadata
+    /// file, so nothing published is lost (a write killed between its metadata file and its
+    /// commit becomes visible then: the one case a recovery can surface rows never committed).
+    async fn load_own(&self, catalog: &IcebergCatalog) -> Result<Option<iceberg::table::Table>> {
+        if let Some(table) = catalog.load(&self.ident).await? {
+            return Ok(Some(table));
+        }
+        let Some(folder) = self
+            .location
+            .strip_prefix("file://")
+            .map(|p| Path::new(p).join("metadata"))
+        else {
+            return Ok(None);
+        };
+        if !folder.is_dir() {
+            return Ok(None);
+        }
+        let Some(newest) = newest_metadata(&folder)? else {
+            return Ok(None);
+        };
+        let newest = format!("file://{}", newest.display());
+        tracing::warn!(table = %self.ident, metadata = %newest,
+            "the Iceberg catalog has no entry for a table in the warehouse; registering it again");
+        catalog.register(&self.ident, &newest).await.map(Some)
+    }
+}
+
+/// The metadata file of `folder` with the highest version number, if any.
+fn newest_metadata(folder: &Path) -> Result<Option<PathBuf>> {
+    let entries = std::fs::read_dir(folder)
+        .map_err(|e| Error::unavailable(format!("cannot list {}: {e}", folder.display())))?;
+    Ok(entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter_map(|path| metadata_version(file_name(&path)).map(|v| (v, path)))
+        .max()
+        .map(|(_, path)| path))
 }
 
 /// The current snapshot of one of meshql's own tables as a DataFusion listing of its data files:
@@ -143,8 +174,17 @@ impl IcebergStore {
 /// and, per snapshot, files written with the current schema (a full refresh rewrites every
 /// file; an append keeps the columns). `None` (read through iceberg-datafusion instead) when
 /// the snapshot has no data files or holds delete files another engine wrote.
-async fn data_files_of(table: &iceberg::table::Table, session: &SessionState) -> Result<Option<ListingTable>> {
-    let tasks: Vec<_> = table.scan().build()?.plan_files().await?.try_collect().await?;
+async fn data_files_of(
+    table: &iceberg::table::Table,
+    session: &SessionState,
+) -> Result<Option<ListingTable>> {
+    let tasks: Vec<_> = table
+        .scan()
+        .build()?
+        .plan_files()
+        .await?
+        .try_collect()
+        .await?;
     if tasks.is_empty() || tasks.iter().any(|t| !t.deletes.is_empty()) {
         return Ok(None);
     }
@@ -156,15 +196,16 @@ async fn data_files_of(table: &iceberg::table::Table, session: &SessionState) ->
         .map(ListingTableUrl::parse)
         .collect::<datafusion::error::Result<Vec<_>>>()?;
     // Text and binary read as views, as the Parquet and Delta scans read them (no copy).
-    let fields: Vec<Field> = write::without_field_ids(&schema_to_arrow_schema(table.metadata().current_schema())?)
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
-            DataType::LargeBinary => f.as_ref().clone().with_data_type(DataType::BinaryView),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
+    let fields: Vec<Field> =
+        write::without_field_ids(&schema_to_arrow_schema(table.metadata().current_schema())?)
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+                DataType::LargeBinary => f.as_ref().clone().with_data_type(DataType::BinaryView),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
     let schema = ArrowSchema::new(fields);
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension("")
@@ -214,7 +255,7 @@ impl TableStore for IcebergStore {
 
     async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>> {
         let table = match &self.place {
-            Place::Warehouse { catalog } => match catalog.load(&self.ident).await? {
+            Place::Warehouse { catalog } => match self.load_own(catalog).await? {
                 // Created by a first publish that has not committed yet: nothing to read.
                 Some(table) if table.metadata().current_snapshot().is_some() => table,
                 _ => return Ok(None),
@@ -281,7 +322,7 @@ impl TableStore for IcebergStore {
             }
         };
         let storable = write::storable_schema(plan.schema().as_arrow())?;
-        let table = match catalog.load(&self.ident).await? {
+        let table = match self.load_own(catalog).await? {
             Some(table) => table,
             None => {
                 let schema = arrow_schema_to_schema_auto_assign_ids(&storable)?;
@@ -326,7 +367,7 @@ impl TableStore for IcebergStore {
         let Place::Warehouse { catalog } = &self.place else {
             return Ok(None);
         };
-        let Some(table) = catalog.load(&self.ident).await? else {
+        let Some(table) = self.load_own(catalog).await? else {
             return Ok(None);
         };
         let Some(snapshot) = table.metadata().current_snapshot() else {

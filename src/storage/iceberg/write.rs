@@ -175,7 +175,9 @@ pub fn without_field_ids(schema: &ArrowSchema) -> ArrowSchema {
 fn map_field_ids(field: &Field, f: &dyn Fn(Option<i32>) -> Option<i32>) -> Field {
     use DataType as D;
     let mut metadata = field.metadata().clone();
-    let id = metadata.remove(FIELD_ID).and_then(|v| v.parse::<i32>().ok());
+    let id = metadata
+        .remove(FIELD_ID)
+        .and_then(|v| v.parse::<i32>().ok());
     if let Some(id) = f(id) {
         metadata.insert(FIELD_ID.to_string(), id.to_string());
     }
@@ -185,7 +187,10 @@ fn map_field_ids(field: &Field, f: &dyn Fn(Option<i32>) -> Option<i32>) -> Field
         D::FixedSizeList(item, n) => D::FixedSizeList(Arc::new(map_field_ids(item, f)), *n),
         D::Map(entries, sorted) => D::Map(Arc::new(map_field_ids(entries, f)), *sorted),
         D::Struct(fields) => D::Struct(Fields::from(
-            fields.iter().map(|g| map_field_ids(g, f)).collect::<Vec<_>>(),
+            fields
+                .iter()
+                .map(|g| map_field_ids(g, f))
+                .collect::<Vec<_>>(),
         )),
         other => other.clone(),
     };
