@@ -29,7 +29,7 @@ use moka::future::Cache;
 
 use crate::error::{Error, Result};
 use crate::spec::policy::Pattern;
-use crate::spec::{DatasetKind, DatasetName, Materialization, Mesh};
+use crate::spec::{DatasetKind, DatasetName, Materialization, Mesh, TableFormatName};
 use crate::storage::{CommitMetadata, Published, TableSnapshot, TableStore, Warehouse, WriteMode};
 
 pub use accelerated::{Acceleration, Accelerator};
@@ -91,12 +91,12 @@ impl MeshCatalog {
         for name in system_tables() {
             stores.insert(name.clone(), warehouse.system_store(&name)?);
         }
-        for name in warehouse.discover() {
+        for (name, format) in warehouse.discover() {
             let declared_layer = mesh
                 .domain(&name.domain)
                 .is_some_and(|d| d.layers.contains(&name.layer));
             if declared_layer && !stores.contains_key(&name) {
-                stores.insert(name.clone(), warehouse.delta_store(&name)?);
+                stores.insert(name.clone(), warehouse.table_store(&name, format)?);
             }
         }
         let patterns = mesh.server.accelerate.iter();
@@ -185,9 +185,14 @@ impl MeshCatalog {
             .collect()
     }
 
-    /// The store of `name`, creating a warehouse Delta store for a new table (ingest). Only
-    /// layers the mesh declares can hold one.
-    pub fn store_or_create(&self, name: &DatasetName) -> Result<Arc<dyn TableStore>> {
+    /// The store of `name`, creating a warehouse store of `format` for a new table (Delta for
+    /// ingest; a job's table outside a mesh takes the mesh's `default_format`). Only layers the
+    /// mesh declares can hold one.
+    pub fn store_or_create(
+        &self,
+        name: &DatasetName,
+        format: TableFormatName,
+    ) -> Result<Arc<dyn TableStore>> {
         if let Some(store) = self.store(name) {
             return Ok(store);
         }
@@ -198,7 +203,7 @@ impl MeshCatalog {
         if !declared {
             return Err(self.not_found(name));
         }
-        let store = self.warehouse.delta_store(name)?;
+        let store = self.warehouse.table_store(name, format)?;
         let mut stores = self
             .stores
             .write()
@@ -404,7 +409,8 @@ impl MeshCatalog {
         mode: &WriteMode,
         metadata: CommitMetadata,
     ) -> Result<Published> {
-        let store = self.store_or_create(name)?;
+        // A table new to the catalog here is an ingested one: Delta.
+        let store = self.store_or_create(name, TableFormatName::Delta)?;
         let published = store.write(plan, state, mode, metadata).await;
         // Forgotten even when the write failed: a conflict means another writer moved it.
         self.invalidate(name).await;

@@ -31,6 +31,10 @@ pub enum JobCommand {
         /// Run items even when they are up to date.
         #[arg(long)]
         force: bool,
+        /// Outside a mesh folder: the table format of the tables the job writes (`delta`, the
+        /// default, or `iceberg`). Inside one, the mesh and its domains decide.
+        #[arg(long, value_parser = ["delta", "iceberg"])]
+        format: Option<String>,
     },
 }
 
@@ -42,7 +46,11 @@ pub fn standalone(
     require_tables: bool,
 ) -> Result<Mesh> {
     let probe = Mesh::standalone(dir, &[]);
-    let mut tables = meshql::storage::Warehouse::new(probe.warehouse.clone())?.discover();
+    let mut tables: Vec<_> = meshql::storage::Warehouse::new(probe.warehouse.clone())?
+        .discover()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     tables.extend(extra.iter().cloned());
     if require_tables && tables.is_empty() {
         return Err(Error::not_found(format!(
@@ -76,6 +84,7 @@ pub async fn run_file(
     global_properties: Option<PathBuf>,
     connection_properties: Option<PathBuf>,
     force: bool,
+    format: Option<&str>,
 ) -> Result<ExitCode> {
     if let Some(p) = &global_properties {
         let props = properties(p, "global properties")?;
@@ -106,6 +115,12 @@ pub async fn run_file(
         }
     };
     let mesh = if has_mesh_file(mesh_dir) {
+        if format.is_some() {
+            return Err(Error::user(
+                "--format applies outside a mesh folder; in a mesh, set `format:` in the \
+                 domain's domain.yaml or `default_format:` in catalog/mesh.yaml",
+            ));
+        }
         super::load(mesh_dir)?
     } else {
         let outputs: Vec<_> = file
@@ -119,7 +134,11 @@ pub async fn run_file(
                 .iter()
                 .flat_map(|j| j.dependencies().map(|d| d.name.clone())),
         );
-        standalone(mesh_dir, &tables, false)?
+        let mut mesh = standalone(mesh_dir, &tables, false)?;
+        if format == Some("iceberg") {
+            mesh.default_format = meshql::spec::TableFormatName::Iceberg;
+        }
+        mesh
     };
     let engine = Engine::new(Arc::new(mesh))?;
     let base = std::env::current_dir()

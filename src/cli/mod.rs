@@ -140,7 +140,19 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             global_properties,
             connection_properties,
             force,
-        }) => job::run_file(&mesh, &job, global_properties, connection_properties, force).await,
+            format,
+        }) => {
+            let format = format.as_deref();
+            job::run_file(
+                &mesh,
+                &job,
+                global_properties,
+                connection_properties,
+                force,
+                format,
+            )
+            .await
+        }
         Command::Query {
             sql,
             server: Some(url),

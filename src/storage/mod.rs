@@ -157,6 +157,22 @@ impl Warehouse {
         Ok(Arc::new(DeltaStore::new(&self.table_url(name))?))
     }
 
+    /// `<warehouse>/<domain>/<layer>/<dataset>/` as a table of `format`.
+    pub fn table_store(
+        &self,
+        name: &DatasetName,
+        format: TableFormatName,
+    ) -> Result<Arc<dyn TableStore>> {
+        match format {
+            TableFormatName::Delta => self.delta_store(name),
+            TableFormatName::Iceberg => Ok(Arc::new(IcebergStore::warehouse(
+                Arc::clone(&self.iceberg),
+                name,
+                &self.table_url(name),
+            )?)),
+        }
+    }
+
     /// `<warehouse>/_mesh/<schema>/<table>/`: a table of the `mesh` system catalog.
     pub fn system_store(&self, name: &DatasetName) -> Result<Arc<dyn TableStore>> {
         let url = format!("{}/_mesh/{}/{}/", self.root, name.layer, name.dataset);
@@ -182,10 +198,11 @@ impl Warehouse {
         )
     }
 
-    /// Delta tables found in the warehouse folder of a local warehouse (`<domain>/<layer>/<name>/`
-    /// holding a `_delta_log`), e.g. raw tables created by ingest. Object-store warehouses list
-    /// nothing here.
-    pub fn discover(&self) -> Vec<DatasetName> {
+    /// Tables found in the warehouse folder of a local warehouse, with their format:
+    /// `<domain>/<layer>/<name>/` holding a `_delta_log/` (Delta: e.g. raw tables created by
+    /// ingest) or a `metadata/` folder with an Iceberg metadata file (tables a job wrote as
+    /// Iceberg outside a mesh). Object-store warehouses list nothing here.
+    pub fn discover(&self) -> Vec<(DatasetName, TableFormatName)> {
         let Some(root) = self.root.strip_prefix("file://") else {
             return Vec::new();
         };
@@ -214,8 +231,13 @@ impl Warehouse {
                         .iter()
                         .all(|n| crate::spec::is_valid_name(n));
                     // `_mesh/` (system tables) and stray folders are not datasets.
-                    if valid && table.join("_delta_log").is_dir() {
-                        found.push(name);
+                    if !valid {
+                        continue;
+                    }
+                    if table.join("_delta_log").is_dir() {
+                        found.push((name, TableFormatName::Delta));
+                    } else if iceberg::is_table_folder(&table) {
+                        found.push((name, TableFormatName::Iceberg));
                     }
                 }
             }
@@ -231,14 +253,9 @@ impl Warehouse {
         format: TableFormatName,
     ) -> Result<Arc<dyn TableStore>> {
         Ok(match &dataset.kind {
-            DatasetKind::Transform(_) | DatasetKind::Job(_) => match format {
-                TableFormatName::Delta => self.delta_store(&dataset.name)?,
-                TableFormatName::Iceberg => Arc::new(IcebergStore::warehouse(
-                    Arc::clone(&self.iceberg),
-                    &dataset.name,
-                    &self.table_url(&dataset.name),
-                )?),
-            },
+            DatasetKind::Transform(_) | DatasetKind::Job(_) => {
+                self.table_store(&dataset.name, format)?
+            }
             DatasetKind::Source(source) => match source.format {
                 SourceFormat::Delta => Arc::new(DeltaStore::source(&source.location)?),
                 SourceFormat::Iceberg => {

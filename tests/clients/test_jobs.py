@@ -152,3 +152,32 @@ def test_a_bad_job_file_names_line_and_column(job_folder: Path):
         "`IngestKafka` is not run by meshql" in done.stderr
     ), done.stderr
     assert not (job_folder / "warehouse").exists()
+
+
+def test_a_job_run_with_the_iceberg_format_writes_a_table_pyiceberg_reads_and_serve_finds(job_folder: Path):
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    import harness
+
+    done = subprocess.run([meshql_binary(), "job", "run", "--format", "iceberg", "jobs/paid.json"],
+                          cwd=job_folder, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    warehouse = job_folder / "warehouse"
+    catalog = SqlCatalog("meshql", uri=f"sqlite:///{warehouse}/_mesh/iceberg.db", warehouse=warehouse.as_uri())
+    table = catalog.load_table("shop.silver.paid").scan().to_arrow()
+    assert table.column("order_id").to_pylist() == [1, 3, 4]
+    assert not (warehouse / "shop/silver/paid/_delta_log").exists()
+    # `meshql serve` in the same folder finds the Iceberg table and serves it.
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    with harness.Server(job_folder) as server, flightsql.connect(
+            server.uri, db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {harness.ADMIN_TOKEN}"},
+            autocommit=True) as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT order_id, customer FROM shop.silver.paid ORDER BY order_id")
+        assert cur.fetchall() == [(1, "ada"), (3, "linus"), (4, "hopper, grace")]
+    # Inside a mesh folder the mesh decides the format: the flag is refused there.
+    mesh = harness.demo_mesh(job_folder / "mesh")
+    refused = subprocess.run([meshql_binary(), "--mesh", str(mesh), "job", "run", "--format", "iceberg",
+                              str(job_folder / "jobs/paid.json")], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "--format applies outside a mesh folder" in refused.stderr, refused.stderr

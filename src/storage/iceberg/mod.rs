@@ -156,6 +156,11 @@ impl IcebergStore {
     }
 }
 
+/// Whether `folder` holds an Iceberg table: a `metadata/` folder with a metadata file.
+pub fn is_table_folder(folder: &Path) -> bool {
+    newest_metadata(&folder.join("metadata")).is_ok_and(|m| m.is_some())
+}
+
 /// The metadata file of `folder` with the highest version number, if any.
 fn newest_metadata(folder: &Path) -> Result<Option<PathBuf>> {
     let entries = std::fs::read_dir(folder)
