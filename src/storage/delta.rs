@@ -147,6 +147,9 @@ impl TableStore for DeltaStore {
         if self.url.scheme() == "file"
             && let Ok(path) = self.url.to_file_path()
         {
+            if !path.join("_delta_log").exists() && super::iceberg::is_table_folder(&path) {
+                return Err(super::other_format(&self.location, "an Iceberg", "delta"));
+            }
             std::fs::create_dir_all(&path).map_err(|e| {
                 Error::new(
                     crate::error::ErrorKind::Unavailable,

@@ -102,6 +102,16 @@ fn read_only_source(location: &str) -> Error {
     ))
 }
 
+/// The answer to a first write of `format` into a folder already holding a table of another
+/// format (a dataset whose `@format` changed): neither table is touched.
+fn other_format(location: &str, held: &str, format: &str) -> Error {
+    Error::conflict(format!(
+        "`{location}` already holds {held} table, and the dataset is now stored as {format}; \
+         a table is not converted in place: keep its format, or remove the folder to rebuild \
+         the dataset in the new one"
+    ))
+}
+
 /// The storage root of a mesh and the layout of datasets in it.
 #[derive(Debug, Clone)]
 pub struct Warehouse {

@@ -147,3 +147,36 @@ fn an_incremental_append_adds_a_snapshot_beside_the_rows_already_there() {
         );
     });
 }
+
+#[test]
+fn a_dataset_whose_format_changed_is_refused_and_its_table_kept() {
+    runtime().block_on(async {
+        let sql = "sql/shop/silver/orders.sql";
+        let dir = shop(&[(sql, "-- @format: delta\nSELECT id, amount FROM raw.orders")]);
+        let path = dir.path().join(sql);
+        let refused = |report: &meshql::pipeline::RunReport| {
+            let (kind, message) = failure(report, "shop.silver.orders");
+            assert_eq!(kind, ErrorKind::Conflict, "{message}");
+            assert!(
+                message.contains("table is not converted in place"),
+                "{message}"
+            );
+        };
+        assert!(run_all(&engine(dir.path())).await.succeeded());
+        // Delta to Iceberg over the Delta table: refused, the Delta table still read as before.
+        crate::common::edit(&path, "@format: delta", "@format: iceberg");
+        refused(&run_all(&engine(dir.path())).await);
+        crate::common::edit(&path, "@format: iceberg", "@format: delta");
+        let e = engine(dir.path());
+        assert_eq!(
+            embedded_count(&e, "SELECT count(*) FROM shop.silver.orders").await,
+            2
+        );
+        // With the folder removed the dataset is rebuilt as Iceberg; back to Delta is refused.
+        std::fs::remove_dir_all(dir.path().join("warehouse/shop/silver/orders")).unwrap();
+        crate::common::edit(&path, "@format: delta", "@format: iceberg");
+        assert!(run_all(&engine(dir.path())).await.succeeded());
+        crate::common::edit(&path, "@format: iceberg", "@format: delta");
+        refused(&run_all(&engine(dir.path())).await);
+    });
+}

@@ -330,6 +330,10 @@ impl TableStore for IcebergStore {
         let table = match self.load_own(catalog).await? {
             Some(table) => table,
             None => {
+                let folder = self.location.strip_prefix("file://").map(Path::new);
+                if folder.is_some_and(|f| f.join("_delta_log").is_dir()) {
+                    return Err(super::other_format(&self.location, "a Delta", "iceberg"));
+                }
                 let schema = arrow_schema_to_schema_auto_assign_ids(&storable)?;
                 catalog.create(&self.ident, schema, &self.location).await?
             }
