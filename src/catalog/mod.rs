@@ -11,6 +11,7 @@ mod accelerated;
 mod held;
 mod providers;
 mod system;
+mod versions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, Weak};
@@ -30,7 +31,9 @@ use moka::future::Cache;
 use crate::error::{Error, Result};
 use crate::spec::policy::Pattern;
 use crate::spec::{DatasetKind, DatasetName, Materialization, Mesh, TableFormatName};
-use crate::storage::{CommitMetadata, Published, TableSnapshot, TableStore, Warehouse, WriteMode};
+use crate::storage::{
+    AsOf, CommitMetadata, Published, TableSnapshot, TableStore, VersionInfo, Warehouse, WriteMode,
+};
 
 pub use accelerated::{Acceleration, Accelerator};
 pub use providers::{DomainCatalog, LayerSchema, Visibility};
@@ -43,6 +46,9 @@ pub struct MeshCatalog {
     /// Declared datasets, then tables found in (or ingested into) the warehouse.
     stores: RwLock<BTreeMap<DatasetName, Arc<dyn TableStore>>>,
     cache: Cache<DatasetName, Option<Arc<TableSnapshot>>>,
+    /// Past versions opened by number (`VERSION AS OF`): their contents never change, so
+    /// repeated time-travel queries skip reading the log again.
+    past: Cache<(DatasetName, i64), Arc<TableSnapshot>>,
     /// The last snapshot opened of each dataset, past the staleness bound: a reopening that
     /// finds the same version answers it again.
     last: moka::sync::Cache<DatasetName, Arc<TableSnapshot>>,
@@ -118,6 +124,10 @@ impl MeshCatalog {
             warehouse,
             stores: RwLock::new(stores),
             cache,
+            past: Cache::builder()
+                .max_capacity(256)
+                .time_to_live(staleness.max(Duration::from_secs(60)))
+                .build(),
             last: moka::sync::Cache::new(100_000),
             schemas: RwLock::default(),
             creating: moka::sync::Cache::builder()
@@ -306,6 +316,57 @@ impl MeshCatalog {
             self.remember_schema(name, opened.provider.schema());
         }
         Ok(opened)
+    }
+
+    /// The version `as_of` names of a dataset (time travel), read like its latest version. Views
+    /// and file sources keep no versions; a version that does not exist is a NotFound error
+    /// naming those that do.
+    pub async fn snapshot_as_of(
+        &self,
+        name: &DatasetName,
+        as_of: &AsOf,
+    ) -> Result<Arc<TableSnapshot>> {
+        let store = self.versioned_store(name)?;
+        let state = self.open_state.clone();
+        let dataset = name.clone();
+        let wanted = *as_of;
+        let open = async move {
+            match store.open_as_of(&state, &wanted).await {
+                Ok(Some(snapshot)) => Ok(Arc::new(snapshot)),
+                Ok(None) => {
+                    let versions = store.versions().await?;
+                    let table = dataset.to_string();
+                    Err(crate::storage::missing_version(&table, &versions, &wanted))
+                }
+                Err(e) => Err(e.with_context("dataset", &dataset)),
+            }
+        };
+        match as_of {
+            AsOf::Version(v) => self
+                .past
+                .try_get_with((name.clone(), *v), open)
+                .await
+                .map_err(|e: Arc<Error>| Error::new(e.kind(), e.to_string())),
+            // The version current at a time can change until that time has passed.
+            AsOf::Timestamp(_) => open.await,
+        }
+    }
+
+    /// The committed versions of a dataset that can still be read, oldest first.
+    pub async fn versions(&self, name: &DatasetName) -> Result<Vec<VersionInfo>> {
+        self.versioned_store(name)?.versions().await
+    }
+
+    /// The store of `name` if it keeps versions (a Delta or Iceberg table); views and file
+    /// sources do not.
+    pub fn versioned_store(&self, name: &DatasetName) -> Result<Arc<dyn TableStore>> {
+        let store = self.store(name).ok_or_else(|| self.not_found(name))?;
+        let what = match store.format() {
+            _ if self.is_view(name) => "a view".to_string(),
+            "delta" | "iceberg" => return Ok(store),
+            other => format!("a {other} source"),
+        };
+        Err(crate::storage::no_versions(&name.to_string(), &what))
     }
 
     /// Keeps `schema` as the one listings show for `name`: whatever opens a dataset (a query,

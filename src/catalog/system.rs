@@ -8,6 +8,7 @@
 //! | `mesh.catalog.columns` | column of a published dataset, with its contract description and classification |
 //! | `mesh.catalog.products` | data product: contract, owner, version, status, SLA, last publish, freshness |
 //! | `mesh.ops.runs` | node of a run: status, rows, duration, input versions, published version, error |
+//! | `mesh.ops.versions` | readable version of a Delta or Iceberg table: number, snapshot id, commit time, operation, rows added, run (read live from the tables' logs) |
 //! | `mesh.ops.audit` | request to the server: principal, RPC, SQL, tables, masked columns, rows, bytes, duration, status (admins only) |
 //! | `mesh.ops.checks` | evaluation of a contract rule: result, observed value, sample of offending rows |
 //! | `mesh.lineage.edges` | table read by a node (table-level lineage from the DAG) |
@@ -24,6 +25,7 @@ use datafusion::catalog::{CatalogProvider, MemTable, SchemaProvider, TableProvid
 use datafusion::error::Result as DfResult;
 
 use super::MeshCatalog;
+use super::versions::VersionsTable;
 use crate::spec::DatasetName;
 
 /// Name of the system catalog; no domain may take it.
@@ -149,6 +151,23 @@ static TABLES: LazyLock<Vec<(&'static str, &'static str, SchemaRef)>> = LazyLock
         ),
         (
             "ops",
+            VERSIONS.1,
+            schema(&[
+                ("domain", Utf8, false),
+                ("layer", Utf8, false),
+                ("dataset", Utf8, false),
+                ("format", Utf8, true),
+                ("version", Int64, false),
+                ("snapshot_id", Int64, true),
+                ("committed_at", utc(), true),
+                ("operation", Utf8, true),
+                ("rows_added", Int64, true),
+                ("run_id", Utf8, true),
+                ("current", Boolean, false),
+            ]),
+        ),
+        (
+            "ops",
             "audit",
             schema(&[
                 ("at", utc(), false),
@@ -185,6 +204,9 @@ static TABLES: LazyLock<Vec<(&'static str, &'static str, SchemaRef)>> = LazyLock
         ),
     ]
 });
+
+/// The one system table read live (from the tables' logs) rather than from a table of its own.
+pub const VERSIONS: (&str, &str) = ("ops", "versions");
 
 /// The columns of system table `schema.table`.
 pub fn system_schema(schema: &str, table: &str) -> Option<SchemaRef> {
@@ -256,6 +278,12 @@ impl SchemaProvider for SystemSchema {
         let Some(columns) = system_schema(&self.schema, name) else {
             return Ok(None);
         };
+        if (self.schema.as_str(), name) == VERSIONS {
+            return Ok(Some(Arc::new(VersionsTable {
+                catalog: Arc::clone(&self.catalog),
+                schema: columns,
+            })));
+        }
         let dataset = DatasetName::new(SYSTEM_CATALOG, &self.schema, name);
         let snapshot = self
             .catalog

@@ -114,6 +114,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// List the versions of a Delta or Iceberg table, oldest first: what `VERSION AS OF` and
+    /// `TIMESTAMP AS OF` can read.
+    History {
+        /// The dataset (`domain.layer.dataset`).
+        dataset: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Hash a password (read from standard input) for `password_hash` in mesh.yaml.
     HashPassword,
     /// Make a long-lived bearer token: prints the token (give it to the client) and its hash
@@ -193,10 +201,31 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let batch = engine(&mesh)?.overview().await?;
             print(format, &batch.schema(), &[batch])
         }
+        Command::History { dataset, format } => history(engine(&mesh)?, &dataset, format).await,
         Command::Policy(policy::PolicyCommand::Explain { principal, sql }) => {
             policy::explain(engine(&mesh)?, &principal, &sql).await
         }
     }
+}
+
+/// `meshql history`: the dataset's rows of `mesh.ops.versions`.
+async fn history(engine: Arc<Engine>, dataset: &str, format: Format) -> Result<ExitCode> {
+    let name = meshql::spec::DatasetName::parse(dataset)
+        .ok_or_else(|| Error::user(format!("`{dataset}` is not domain.layer.dataset")))?;
+    engine.catalog().versioned_store(&name)?;
+    let literal = |s: &str| s.replace('\'', "''");
+    let sql = format!(
+        "SELECT version, snapshot_id, committed_at, operation, rows_added, run_id, current \
+         FROM mesh.ops.versions WHERE domain = '{}' AND layer = '{}' AND dataset = '{}' \
+         ORDER BY version, committed_at",
+        literal(&name.domain),
+        literal(&name.layer),
+        literal(&name.dataset)
+    );
+    let state = engine.session();
+    let (schema, stream) = engine.execute(&sql, &state).await?;
+    let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
+    print(format, &schema, &batches)
 }
 
 /// The mesh of `dir`, with every problem of its files printed.

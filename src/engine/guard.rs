@@ -17,7 +17,6 @@ use datafusion::sql::sqlparser::ast::{
     ArrayElemTypeDef, DataType, ExactNumberInfo, Expr, Query, SetExpr, Statement, Value, Visit,
     Visitor, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::error::{Error, Result};
 use crate::spec::transform::error_position;
@@ -56,7 +55,8 @@ pub fn parse(sql: &str, limits: SqlLimits) -> Result<DfStatement> {
             limits.max_sql_bytes
         )));
     }
-    let dialect = GenericDialect {};
+    // The generic dialect with time travel (`VERSION AS OF`, `TIMESTAMP AS OF`).
+    let dialect = super::time_travel::MeshDialect::new();
     let mut statements = DFParserBuilder::new(sql)
         .with_dialect(&dialect)
         .with_recursion_limit(PARSER_RECURSION_LIMIT)

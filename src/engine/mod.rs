@@ -15,6 +15,7 @@ mod operators;
 mod overview;
 mod planner;
 mod stream;
+mod time_travel;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -321,6 +322,10 @@ impl Engine {
                 handle.block_on(async move {
                     let statement = guard::parse(&sql, limits)?;
                     check_references(&catalog, &state, &statement, authorize.as_ref()).await?;
+                    let state = match time_travel::prepare(&catalog, &state, &statement, limits).await? {
+                        Some(versions) => versions.into_state(&state)?,
+                        None => state,
+                    };
                     let plan = state.statement_to_plan(statement).await?;
                     // A second line of defence behind the guard: no DDL, DML or statement plans.
                     SQLOptions::new()

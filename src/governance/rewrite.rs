@@ -286,6 +286,7 @@ fn system_filter(name: &DatasetName, cx: &Context<'_>) -> Option<String> {
         ("catalog", "domains") => format!("domain IN ({domains})"),
         ("catalog", _) => format!("{full} IN ({names})"),
         ("ops", "runs") => format!("node IN ({names})"),
+        ("ops", "versions") => format!("{full} IN ({names})"),
         ("ops", "checks") => format!("dataset IN ({names})"),
         ("lineage", _) => format!("upstream IN ({names}) AND downstream IN ({names})"),
         _ => return None,

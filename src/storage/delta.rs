@@ -16,7 +16,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
-use super::{CommitMetadata, Published, TableSnapshot, TableStore, WriteMode};
+use super::{AsOf, CommitMetadata, Published, TableSnapshot, TableStore, VersionInfo, WriteMode};
 use crate::error::{Error, Result};
 
 /// A Delta table at a URL: a warehouse table, created by its first publish, or a read-only
@@ -75,24 +75,13 @@ impl DeltaStore {
     }
 }
 
-#[async_trait]
-impl TableStore for DeltaStore {
-    fn format(&self) -> &'static str {
-        "delta"
-    }
-
-    fn location(&self) -> &str {
-        &self.location
-    }
-
-    fn writable(&self) -> bool {
-        !self.source
-    }
-
-    async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>> {
-        let Some(table) = self.load().await? else {
-            return Ok(None);
-        };
+impl DeltaStore {
+    /// `table` (at the version it was loaded at) ready to scan.
+    async fn snapshot_of(
+        &self,
+        table: DeltaTable,
+        session: &SessionState,
+    ) -> Result<TableSnapshot> {
         // Scans resolve the table's object store through the session's runtime.
         table
             .update_datafusion_session(session)
@@ -110,12 +99,98 @@ impl TableStore for DeltaStore {
             (v, last_modified.map(|t| t.timestamp_micros())).hash(&mut hasher);
             hasher.finish()
         });
-        Ok(Some(TableSnapshot {
+        Ok(TableSnapshot {
             provider,
             version,
             last_modified,
             identity,
-        }))
+        })
+    }
+}
+
+#[async_trait]
+impl TableStore for DeltaStore {
+    fn format(&self) -> &'static str {
+        "delta"
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn writable(&self) -> bool {
+        !self.source
+    }
+
+    async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>> {
+        match self.load().await? {
+            Some(table) => self.snapshot_of(table, session).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn versions(&self) -> Result<Vec<VersionInfo>> {
+        let Some(table) = self.load().await? else {
+            return Ok(Vec::new());
+        };
+        let Some(latest) = table.version() else {
+            return Ok(Vec::new());
+        };
+        // Newest first; the log's cleanup removes the oldest commits only, so what is left runs
+        // down from the latest version without gaps.
+        let history = table
+            .history(None)
+            .await
+            .map_err(|e| Error::from(e).with_context("table", &self.location))?;
+        let mut versions: Vec<VersionInfo> = history
+            .zip((0..=latest).rev())
+            .map(|(info, version)| VersionInfo {
+                version,
+                snapshot_id: None,
+                committed_at: info.timestamp.and_then(DateTime::from_timestamp_millis),
+                rows_added: rows_added(&info),
+                run_id: info
+                    .info
+                    .get(&format!("{METADATA_PREFIX}run_id"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                operation: info.operation,
+            })
+            .collect();
+        versions.reverse();
+        Ok(versions)
+    }
+
+    async fn open_as_of(
+        &self,
+        session: &SessionState,
+        as_of: &AsOf,
+    ) -> Result<Option<TableSnapshot>> {
+        let listed = || async {
+            let versions = self.versions().await?;
+            Ok::<_, Error>(super::pick_version(&versions, as_of).map(|i| i.version))
+        };
+        let version = match as_of {
+            AsOf::Version(v) => match u64::try_from(*v) {
+                Ok(v) => v,
+                Err(_) => return Ok(None),
+            },
+            AsOf::Timestamp(_) => match listed().await? {
+                Some(v) => v,
+                None => return Ok(None),
+            },
+        };
+        let loaded = DeltaTableBuilder::from_url(self.url.clone())
+            .map_err(|e| Error::from(e).with_context("table", &self.location))?
+            .with_version(version)
+            .load()
+            .await;
+        match loaded {
+            Ok(table) => self.snapshot_of(table, session).await.map(Some),
+            // A version that is not (or no longer) in the log.
+            Err(_) if listed().await?.is_none() => Ok(None),
+            Err(e) => Err(Error::from(e).with_context("table", &self.location)),
+        }
     }
 
     async fn last_commit_metadata(&self) -> Result<Option<CommitMetadata>> {
@@ -277,6 +352,19 @@ async fn last_commit(table: &DeltaTable) -> Option<deltalake::kernel::CommitInfo
 async fn last_commit_time(table: &DeltaTable) -> Option<DateTime<Utc>> {
     let ts = last_commit(table).await?.timestamp?;
     DateTime::from_timestamp_millis(ts)
+}
+
+/// Rows a commit added, from its operation metrics (a write's added rows, a merge's inserted
+/// and updated ones).
+fn rows_added(info: &deltalake::kernel::CommitInfo) -> Option<u64> {
+    let metrics = info.info.get("operationMetrics")?;
+    let number = |key: &str| {
+        let v = metrics.get(key)?;
+        v.as_u64().or_else(|| v.as_str()?.parse().ok())
+    };
+    number("num_added_rows").or_else(|| {
+        Some(number("num_target_rows_inserted")? + number("num_target_rows_updated").unwrap_or(0))
+    })
 }
 
 /// Rows written by the last commit, from its operation metrics.

@@ -40,6 +40,107 @@ pub struct TableSnapshot {
     pub identity: Option<u64>,
 }
 
+/// One committed version of a table, as its history lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// Delta's version; Iceberg's sequence number.
+    pub version: u64,
+    /// Iceberg's snapshot id (`VERSION AS OF` takes it too).
+    pub snapshot_id: Option<i64>,
+    pub committed_at: Option<DateTime<Utc>>,
+    /// What the commit did (`WRITE`, `MERGE`, `overwrite`, `append`...), as the format names it.
+    pub operation: Option<String>,
+    /// Rows the commit added, when the format recorded them.
+    pub rows_added: Option<u64>,
+    /// The meshql run that wrote it, if one did.
+    pub run_id: Option<String>,
+}
+
+/// Which version a time-travel read wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AsOf {
+    /// `VERSION AS OF n`: a Delta version, an Iceberg sequence number or snapshot id.
+    Version(i64),
+    /// `TIMESTAMP AS OF t`: the version current at `t` (the last committed at or before it).
+    Timestamp(DateTime<Utc>),
+}
+
+impl std::fmt::Display for AsOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AsOf::Version(v) => write!(f, "version {v}"),
+            AsOf::Timestamp(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S%.f UTC")),
+        }
+    }
+}
+
+/// The version of `versions` (oldest first) that `as_of` names, if one does.
+pub fn pick_version<'a>(versions: &'a [VersionInfo], as_of: &AsOf) -> Option<&'a VersionInfo> {
+    match as_of {
+        AsOf::Version(v) => versions
+            .iter()
+            .find(|i| i.snapshot_id == Some(*v))
+            .or_else(|| {
+                let mut matching = versions.iter().filter(|i| i.version as i64 == *v);
+                let first = matching.next();
+                // Iceberg v1 tables number every snapshot 0: only their ids tell them apart.
+                first.filter(|_| matching.next().is_none())
+            }),
+        AsOf::Timestamp(t) => versions
+            .iter()
+            .filter(|i| i.committed_at.is_some_and(|c| c <= *t))
+            .max_by_key(|i| (i.committed_at, i.version)),
+    }
+}
+
+/// The NotFound answer to a version `table` does not have, naming those it has.
+pub fn missing_version(table: &str, versions: &[VersionInfo], as_of: &AsOf) -> Error {
+    let wanted = match as_of {
+        AsOf::Version(_) => as_of.to_string(),
+        AsOf::Timestamp(_) => format!("version at or before {as_of}"),
+    };
+    Error::not_found(format!(
+        "`{table}` has no {wanted}; {}",
+        describe_versions(versions)
+    ))
+}
+
+/// "its versions are 0 (2026-11-30 10:00:00 UTC) to 7 (...)", or every one when few.
+fn describe_versions(versions: &[VersionInfo]) -> String {
+    let one = |i: &VersionInfo| match (i.snapshot_id, i.committed_at) {
+        (Some(id), Some(t)) => format!(
+            "{} (snapshot {id}, {})",
+            i.version,
+            t.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        (None, Some(t)) => format!("{} ({})", i.version, t.format("%Y-%m-%d %H:%M:%S UTC")),
+        (Some(id), None) => format!("{} (snapshot {id})", i.version),
+        (None, None) => i.version.to_string(),
+    };
+    match versions {
+        [] => "it has no committed version".to_string(),
+        [only] => format!("its only version is {}", one(only)),
+        few if few.len() <= 5 => format!(
+            "its versions are {}",
+            few.iter().map(one).collect::<Vec<_>>().join(", ")
+        ),
+        many => format!(
+            "its {} versions run from {} to {}",
+            many.len(),
+            one(&many[0]),
+            one(&many[many.len() - 1])
+        ),
+    }
+}
+
+/// The answer to time travel on what keeps no versions (files, views).
+pub fn no_versions(location: &str, format: &str) -> Error {
+    Error::user(format!(
+        "`{location}` is {format} and keeps no versions; time travel (`VERSION AS OF`, \
+         `TIMESTAMP AS OF`) reads Delta and Iceberg tables"
+    ))
+}
+
 /// The result of publishing a new version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
@@ -77,6 +178,27 @@ pub trait TableStore: Send + Sync + Debug {
     /// What the latest commit recorded with [`TableStore::write`]; `None` when nothing was ever
     /// published (or the format keeps no commit metadata).
     async fn last_commit_metadata(&self) -> Result<Option<CommitMetadata>>;
+
+    /// The table's committed versions that can still be read, oldest first (empty for formats
+    /// without versions, and before a first publish).
+    async fn versions(&self) -> Result<Vec<VersionInfo>> {
+        Ok(Vec::new())
+    }
+
+    /// Opens the version `as_of` names: what was committed then, read like the latest version
+    /// (the same provider kind, statistics and pushdown); `None` when the table has no such
+    /// version (see [`missing_version`]).
+    async fn open_as_of(
+        &self,
+        session: &SessionState,
+        as_of: &AsOf,
+    ) -> Result<Option<TableSnapshot>> {
+        let _ = (session, as_of);
+        Err(no_versions(
+            self.location(),
+            &format!("a {} source", self.format()),
+        ))
+    }
 }
 
 /// Key/values recorded in a commit beside the rows (in Delta's `commitInfo`): the run, the

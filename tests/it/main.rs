@@ -15,3 +15,4 @@ mod products;
 mod results;
 mod service;
 mod spec;
+mod time_travel;

@@ -37,9 +37,12 @@ mod write;
 
 pub use catalog::IcebergCatalog;
 
-use super::{CommitMetadata, Published, TableSnapshot, TableStore, WriteMode};
+use super::{AsOf, CommitMetadata, Published, TableSnapshot, TableStore, VersionInfo, WriteMode};
 use crate::error::{Error, Result};
 use crate::spec::DatasetName;
+
+/// Merges started again after other writers' commits before one gives up.
+const MERGE_ATTEMPTS: usize = 8;
 
 /// The suffix of an Iceberg table metadata file.
 const METADATA_SUFFIX: &str = ".metadata.json";
@@ -156,6 +159,153 @@ impl IcebergStore {
     }
 }
 
+impl IcebergStore {
+    /// The table as its catalog (or, for a source, its newest metadata file) has it now; `None`
+    /// for a warehouse table not created yet.
+    async fn table(&self) -> Result<Option<iceberg::table::Table>> {
+        match &self.place {
+            Place::Warehouse { catalog } => self.load_own(catalog).await,
+            Place::Source { path } => {
+                let file = self.current_metadata(path)?.display().to_string();
+                let table = StaticTable::from_metadata_file(
+                    &file,
+                    self.ident.clone(),
+                    FileIO::new_with_fs(),
+                )
+                .await
+                .map_err(|e| Error::from(e).with_context("metadata", &file))?
+                .into_table();
+                Ok(Some(table))
+            }
+        }
+    }
+
+    /// Merges the new rows in `files` (written, not committed) into `table` on `keys`: one
+    /// `overwrite` snapshot holding the current rows no new row shares a key with, rewritten,
+    /// and the new files. Copy-on-write: the whole table is rewritten, and a concurrent commit
+    /// makes it start again from that commit (the new rows are written once).
+    async fn merge(
+        &self,
+        catalog: &IcebergCatalog,
+        mut table: iceberg::table::Table,
+        files: Vec<iceberg::spec::DataFile>,
+        keys: &[String],
+        properties: std::collections::HashMap<String, String>,
+        session: &SessionState,
+    ) -> Result<i64> {
+        use datafusion::datasource::provider_as_source;
+        use datafusion::logical_expr::{JoinType, LogicalPlanBuilder};
+        for _ in 0..MERGE_ATTEMPTS {
+            let base = table.metadata().current_snapshot().cloned();
+            let schema = table.metadata().current_schema().clone();
+            let arrow = write::without_field_ids(&schema_to_arrow_schema(&schema)?);
+            let incoming: Vec<&str> = files.iter().map(|f| f.file_path()).collect();
+            let incoming = listing(&incoming, &arrow, session)?;
+            let mut kept = Vec::new();
+            if let Some(base) = &base
+                && let Some(current) = data_files_of(&table, base, session).await?
+            {
+                // Current rows whose key no new row has.
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let plan = LogicalPlanBuilder::scan(
+                    "target",
+                    provider_as_source(Arc::new(current)),
+                    None,
+                )?
+                .join(
+                    LogicalPlanBuilder::scan(
+                        "source",
+                        provider_as_source(Arc::new(incoming)),
+                        None,
+                    )?
+                    .build()?,
+                    JoinType::LeftAnti,
+                    (
+                        keys.iter()
+                            .map(|k| format!("target.{}", quoted(k)))
+                            .collect::<Vec<_>>(),
+                        keys.iter()
+                            .map(|k| format!("source.{}", quoted(k)))
+                            .collect::<Vec<_>>(),
+                    ),
+                    None,
+                )?
+                .build()?;
+                kept = write::write_files(&table, &schema, plan, session).await?.0;
+            }
+            let commit = write::Commit {
+                operation: Operation::Overwrite,
+                files: kept.into_iter().chain(files.iter().cloned()).collect(),
+                based_on: Some(base.map(|b| b.snapshot_id())),
+                schema: None,
+                properties: properties.clone(),
+            };
+            if let Some(sequence) = write::commit(catalog, &self.ident, table, &commit).await? {
+                return Ok(sequence);
+            }
+            tracing::debug!(table = %self.ident, "another commit landed during a merge; merging again");
+            table = catalog.load(&self.ident).await?.ok_or_else(|| {
+                Error::conflict(format!(
+                    "table `{}` was dropped during the merge",
+                    self.ident
+                ))
+            })?;
+        }
+        Err(Error::conflict(format!(
+            "table `{}` kept changing under {MERGE_ATTEMPTS} merges; try again",
+            self.ident
+        )))
+    }
+
+    /// The snapshot `id` of `table`, ready to scan.
+    async fn snapshot_of(
+        &self,
+        table: iceberg::table::Table,
+        id: i64,
+        session: &SessionState,
+    ) -> Result<TableSnapshot> {
+        let shown = table.metadata_location().unwrap_or_default().to_string();
+        let metadata = table.metadata();
+        let snapshot = metadata.snapshot_by_id(id).ok_or_else(|| {
+            Error::not_found(format!(
+                "`{}` has no snapshot {id} ({shown})",
+                self.location
+            ))
+        })?;
+        let current = metadata.current_snapshot_id() == Some(id);
+        let last_modified = match current {
+            true => DateTime::<Utc>::from_timestamp_millis(metadata.last_updated_ms()),
+            false => DateTime::<Utc>::from_timestamp_millis(snapshot.timestamp_ms()),
+        };
+        // The metadata file and the snapshot read: each commit writes a new file.
+        let identity = {
+            let mut hasher = std::hash::DefaultHasher::new();
+            (&shown, id).hash(&mut hasher);
+            hasher.finish()
+        };
+        let version = Some(snapshot.sequence_number().max(0) as u64);
+        let own = matches!(self.place, Place::Warehouse { .. });
+        let listing = match own {
+            true => data_files_of(&table, snapshot, session).await?,
+            false => None,
+        };
+        let provider: Arc<dyn TableProvider> = match listing {
+            Some(listing) => Arc::new(listing),
+            None => Arc::new(
+                IcebergStaticTableProvider::try_new_from_table_snapshot(table, id)
+                    .await
+                    .map_err(|e| Error::from(e).with_context("metadata", &shown))?,
+            ),
+        };
+        Ok(TableSnapshot {
+            provider,
+            version,
+            last_modified,
+            identity: Some(identity),
+        })
+    }
+}
+
 /// Whether `folder` holds an Iceberg table: a `metadata/` folder with a metadata file.
 pub fn is_table_folder(folder: &Path) -> bool {
     newest_metadata(&folder.join("metadata")).is_ok_and(|m| m.is_some())
@@ -176,15 +326,17 @@ fn newest_metadata(folder: &Path) -> Result<Option<PathBuf>> {
 /// scanned in parallel partitions, with Parquet statistics for the planner, page-index and
 /// row-group pruning — what the Iceberg scan of iceberg-datafusion 0.10 (one partition, no
 /// statistics) does not do. Valid because meshql's tables have no delete files, no partitions
-/// and, per snapshot, files written with the current schema (a full refresh rewrites every
-/// file; an append keeps the columns). `None` (read through iceberg-datafusion instead) when
+/// and, per snapshot, files written with that snapshot's schema (a full refresh and a merge
+/// rewrite every file; an append keeps the columns). `None` (read through iceberg-datafusion instead) when
 /// the snapshot has no data files or holds delete files another engine wrote.
 async fn data_files_of(
     table: &iceberg::table::Table,
+    snapshot: &iceberg::spec::SnapshotRef,
     session: &SessionState,
 ) -> Result<Option<ListingTable>> {
     let tasks: Vec<_> = table
         .scan()
+        .snapshot_id(snapshot.snapshot_id())
         .build()?
         .plan_files()
         .await?
@@ -196,29 +348,48 @@ async fn data_files_of(
     let mut paths: Vec<&str> = tasks.iter().map(|t| t.data_file_path.as_str()).collect();
     paths.sort_unstable();
     paths.dedup();
+    let schema = match snapshot.schema_id() {
+        Some(id) => table.metadata().schema_by_id(id).ok_or_else(|| {
+            Error::not_found(format!(
+                "the Iceberg table `{}` has no schema {id}, which its snapshot {} was written with",
+                table.identifier(),
+                snapshot.snapshot_id()
+            ))
+        })?,
+        None => table.metadata().current_schema(),
+    };
+    let arrow = write::without_field_ids(&schema_to_arrow_schema(schema)?);
+    listing(&paths, &arrow, session).map(Some)
+}
+
+/// The Parquet data files at `paths` as one DataFusion table of `schema`, text and binary read
+/// as views (as the Parquet and Delta scans read them: no copy).
+fn listing(paths: &[&str], schema: &ArrowSchema, session: &SessionState) -> Result<ListingTable> {
     let urls = paths
-        .into_iter()
+        .iter()
         .map(ListingTableUrl::parse)
         .collect::<datafusion::error::Result<Vec<_>>>()?;
-    // Text and binary read as views, as the Parquet and Delta scans read them (no copy).
-    let fields: Vec<Field> =
-        write::without_field_ids(&schema_to_arrow_schema(table.metadata().current_schema())?)
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
-                DataType::LargeBinary => f.as_ref().clone().with_data_type(DataType::BinaryView),
-                _ => f.as_ref().clone(),
-            })
-            .collect();
-    let schema = ArrowSchema::new(fields);
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            DataType::LargeBinary => f.as_ref().clone().with_data_type(DataType::BinaryView),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension("")
         .with_session_config_options(session.config());
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
-        .with_schema(Arc::new(schema));
-    Ok(Some(ListingTable::try_new(config)?))
+        .with_schema(Arc::new(ArrowSchema::new(fields)));
+    Ok(ListingTable::try_new(config)?)
+}
+
+/// `name` as a SQL identifier (quoted: column names keep their case).
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn file_name(path: &Path) -> &str {
@@ -259,49 +430,68 @@ impl TableStore for IcebergStore {
     }
 
     async fn open(&self, session: &SessionState) -> Result<Option<TableSnapshot>> {
-        let table = match &self.place {
-            Place::Warehouse { catalog } => match self.load_own(catalog).await? {
-                // Created by a first publish that has not committed yet: nothing to read.
-                Some(table) if table.metadata().current_snapshot().is_some() => table,
-                _ => return Ok(None),
-            },
-            Place::Source { path } => {
-                let file = self.current_metadata(path)?.display().to_string();
-                StaticTable::from_metadata_file(&file, self.ident.clone(), FileIO::new_with_fs())
+        let Some(table) = self.table().await? else {
+            return Ok(None);
+        };
+        let current = table.metadata().current_snapshot().map(|s| s.snapshot_id());
+        match (current, &self.place) {
+            (Some(id), _) => self.snapshot_of(table, id, session).await.map(Some),
+            // Created by a first publish that has not committed yet: nothing to read.
+            (None, Place::Warehouse { .. }) => Ok(None),
+            // A table another engine created without rows yet reads as empty.
+            (None, Place::Source { .. }) => {
+                let shown = table.metadata_location().unwrap_or_default().to_string();
+                let provider = IcebergStaticTableProvider::try_new_from_table(table)
                     .await
-                    .map_err(|e| Error::from(e).with_context("metadata", &file))?
-                    .into_table()
+                    .map_err(|e| Error::from(e).with_context("metadata", &shown))?;
+                Ok(Some(TableSnapshot {
+                    provider: Arc::new(provider),
+                    version: None,
+                    last_modified: None,
+                    identity: None,
+                }))
             }
+        }
+    }
+
+    async fn versions(&self) -> Result<Vec<VersionInfo>> {
+        let Some(table) = self.table().await? else {
+            return Ok(Vec::new());
         };
-        let shown = table.metadata_location().unwrap_or_default().to_string();
-        let metadata = table.metadata();
-        let snapshot = metadata.current_snapshot();
-        let last_modified = DateTime::<Utc>::from_timestamp_millis(metadata.last_updated_ms());
-        // The metadata file and the snapshot it makes current: each commit writes a new file.
-        let identity = {
-            let mut hasher = std::hash::DefaultHasher::new();
-            (&shown, snapshot.map(|s| s.snapshot_id())).hash(&mut hasher);
-            hasher.finish()
+        let mut versions: Vec<VersionInfo> = table
+            .metadata()
+            .snapshots()
+            .map(|s| {
+                let summary = s.summary();
+                let property = |key: &str| summary.additional_properties.get(key);
+                VersionInfo {
+                    version: s.sequence_number().max(0) as u64,
+                    snapshot_id: Some(s.snapshot_id()),
+                    committed_at: DateTime::<Utc>::from_timestamp_millis(s.timestamp_ms()),
+                    operation: Some(summary.operation.as_str().to_string()),
+                    rows_added: property("added-records").and_then(|v| v.parse().ok()),
+                    run_id: property(&format!("{METADATA_PREFIX}run_id"))
+                        .map(|v| serde_json::from_str::<String>(v).unwrap_or_else(|_| v.clone())),
+                }
+            })
+            .collect();
+        versions.sort_by_key(|v| (v.version, v.committed_at, v.snapshot_id));
+        Ok(versions)
+    }
+
+    async fn open_as_of(
+        &self,
+        session: &SessionState,
+        as_of: &AsOf,
+    ) -> Result<Option<TableSnapshot>> {
+        let versions = self.versions().await?;
+        let Some(id) = super::pick_version(&versions, as_of).and_then(|v| v.snapshot_id) else {
+            return Ok(None);
         };
-        let version = snapshot.map(|s| s.sequence_number().max(0) as u64);
-        let own = matches!(self.place, Place::Warehouse { .. });
-        let provider: Arc<dyn TableProvider> = match own {
-            true => match data_files_of(&table, session).await? {
-                Some(listing) => Arc::new(listing),
-                None => Arc::new(IcebergStaticTableProvider::try_new_from_table(table).await?),
-            },
-            false => Arc::new(
-                IcebergStaticTableProvider::try_new_from_table(table)
-                    .await
-                    .map_err(|e| Error::from(e).with_context("metadata", &shown))?,
-            ),
-        };
-        Ok(Some(TableSnapshot {
-            provider,
-            version,
-            last_modified,
-            identity: Some(identity),
-        }))
+        match self.table().await? {
+            Some(table) => self.snapshot_of(table, id, session).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn write(
@@ -316,15 +506,7 @@ impl TableStore for IcebergStore {
         };
         let operation = match mode {
             WriteMode::Replace => Operation::Overwrite,
-            WriteMode::Append => Operation::Append,
-            WriteMode::Merge { .. } => {
-                return Err(Error::user(format!(
-                    "`{}` is an Iceberg table, and merging into Iceberg tables (`-- @unique_key:`) \
-                     is not supported yet; append with `-- @watermark:`, or store it with \
-                     `-- @format: delta`",
-                    self.ident
-                )));
-            }
+            WriteMode::Append | WriteMode::Merge { .. } => Operation::Append,
         };
         let storable = write::storable_schema(plan.schema().as_arrow())?;
         let table = match self.load_own(catalog).await? {
@@ -348,8 +530,8 @@ impl TableStore for IcebergStore {
             )?)
         } else {
             return Err(Error::user(format!(
-                "the new rows' columns differ from those of `{}`; an append keeps the table's \
-                 columns (a full refresh replaces them)",
+                "the new rows' columns differ from those of `{}`; an append or a merge keeps the \
+                 table's columns (a full refresh replaces them)",
                 self.ident
             )));
         };
@@ -359,13 +541,27 @@ impl TableStore for IcebergStore {
             .into_iter()
             .map(|(k, v)| (format!("{METADATA_PREFIX}{k}"), v.to_string()))
             .collect();
-        let commit = write::Commit {
-            operation,
-            files,
-            schema: new_schema,
-            properties,
+        let sequence = match mode {
+            WriteMode::Merge { keys } if table.metadata().current_snapshot().is_some() => {
+                self.merge(catalog, table, files, keys, properties, session)
+                    .await?
+            }
+            // A first merge only inserts.
+            _ => {
+                let commit = write::Commit {
+                    operation,
+                    files,
+                    based_on: None,
+                    schema: new_schema,
+                    properties,
+                };
+                write::commit(catalog, &self.ident, table, &commit)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::internal("an Iceberg commit without a base was refused")
+                    })?
+            }
         };
-        let sequence = write::commit(catalog, &self.ident, table, &commit).await?;
         Ok(Published {
             version: sequence.max(0) as u64,
             rows,

@@ -254,6 +254,10 @@ pub struct Commit {
     /// `Append` keeps the current snapshot's files; `Overwrite` replaces them all.
     pub operation: Operation,
     pub files: Vec<DataFile>,
+    /// The snapshot the files were computed from (a merge's), when the commit is only valid on
+    /// top of it: once another writer has committed, [`commit`] answers `None` instead of
+    /// replacing that writer's rows.
+    pub based_on: Option<Option<i64>>,
     /// The table's schema from this snapshot on, when it changes.
     pub schema: Option<iceberg::spec::Schema>,
     /// Recorded in the snapshot's summary.
@@ -261,19 +265,25 @@ pub struct Commit {
 }
 
 /// Commits `commit` on top of `table`, retrying on the newest metadata when another writer
-/// committed first. Returns the snapshot's sequence number.
+/// committed first. Returns the snapshot's sequence number; `None` when the commit is
+/// [`Commit::based_on`] a snapshot that is no longer the current one.
 pub async fn commit(
     catalog: &IcebergCatalog,
     ident: &TableIdent,
     mut table: Table,
     commit: &Commit,
-) -> Result<i64> {
+) -> Result<Option<i64>> {
     for attempt in 0..COMMIT_ATTEMPTS {
+        if let Some(base) = commit.based_on
+            && table.metadata().current_snapshot_id() != base
+        {
+            return Ok(None);
+        }
         let current = table.metadata_location_result()?.to_string();
         let (next, location, sequence) = next_metadata(&table, commit, attempt).await?;
         next.write_to(table.file_io(), &location).await?;
         if catalog.swap(ident, &current, &location.to_string()).await? {
-            return Ok(sequence);
+            return Ok(Some(sequence));
         }
         tracing::debug!(table = %ident, attempt, "Iceberg commit lost a race; retrying");
         table = catalog.load(ident).await?.ok_or_else(|| {
