@@ -44,6 +44,45 @@ pub struct MeshFile {
     /// Where OpenLineage events of runs go.
     #[serde(default)]
     pub lineage: LineageSettings,
+    /// The Iceberg catalog the warehouse's Iceberg tables are registered in. Default: the
+    /// embedded SQL catalog, `<warehouse>/_mesh/iceberg.db`.
+    #[serde(default)]
+    pub iceberg_catalog: IcebergCatalogSettings,
+}
+
+/// `iceberg_catalog:` of mesh.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct IcebergCatalogSettings {
+    /// `sql`: the embedded SQLite catalog in the warehouse (what PyIceberg's `SqlCatalog` and
+    /// Java's JDBC catalog read); `rest`: an Iceberg REST catalog (Polaris, Lakekeeper, Nessie,
+    /// Gravitino, Unity Catalog, Apache Iceberg's REST server) at `uri`.
+    #[serde(default, rename = "type")]
+    pub kind: IcebergCatalogKind,
+    /// The REST catalog's base URL, e.g. `http://127.0.0.1:8181` (its API is under `/v1/`).
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// The warehouse to ask the REST catalog for (its `warehouse` parameter), when it serves
+    /// several.
+    #[serde(default)]
+    pub warehouse: Option<String>,
+    /// A bearer token sent to the REST catalog: `env:NAME` reads an environment variable (keep
+    /// secrets out of the file).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// More HTTP headers sent with every request (values may be `env:NAME` too).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// Kinds of Iceberg catalog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IcebergCatalogKind {
+    #[default]
+    Sql,
+    Rest,
 }
 
 /// `notifications:` of mesh.yaml.

@@ -22,9 +22,10 @@ use std::sync::{Arc, OnceLock};
 pub use contract::Contract;
 pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 pub use files::{
-    DomainFile, DomainRef, EventKind, JwtSettings, LineageSettings, MeshFile, NotificationSettings,
-    OpenLineageSettings, PolicyFile, PrincipalFile, ServerSettings, SourceFile, SourceFormat,
-    TableFormatName, TlsSettings, WebhookSettings, json_schemas,
+    DomainFile, DomainRef, EventKind, IcebergCatalogKind, IcebergCatalogSettings, JwtSettings,
+    LineageSettings, MeshFile, NotificationSettings, OpenLineageSettings, PolicyFile,
+    PrincipalFile, ServerSettings, SourceFile, SourceFormat, TableFormatName, TlsSettings,
+    WebhookSettings, json_schemas,
 };
 pub use job::Job;
 pub use policy::{Action, Policy};
@@ -48,6 +49,8 @@ pub struct Mesh {
     pub admin_group: String,
     pub notifications: NotificationSettings,
     pub lineage: LineageSettings,
+    /// Where the warehouse's Iceberg tables are registered.
+    pub iceberg_catalog: IcebergCatalogSettings,
     /// Global policies (mesh.yaml).
     pub policies: Vec<Policy>,
     /// Where each dataset is in `domains`, built on the first lookup (the mesh is not changed
@@ -192,6 +195,7 @@ impl Mesh {
             admin_group: "admins".into(),
             notifications: NotificationSettings::default(),
             lineage: LineageSettings::default(),
+            iceberg_catalog: IcebergCatalogSettings::default(),
             policies: Vec::new(),
             index: OnceLock::new(),
         }

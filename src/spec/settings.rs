@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::diagnostic::Diagnostic;
-use super::files::{MeshFile, PrincipalFile, ServerSettings};
+use super::files::{
+    IcebergCatalogKind, IcebergCatalogSettings, MeshFile, PrincipalFile, ServerSettings,
+};
 use super::load::normalize;
 use super::yaml::Positions;
 
@@ -51,6 +53,7 @@ pub fn check(
             ));
         }
     }
+    check_iceberg_catalog(mesh_file, &spec.iceberg_catalog, pos, diags);
     if let Some(ol) = &spec.lineage.openlineage
         && let Some(u) = &ol.url
         && !url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
@@ -228,4 +231,53 @@ fn resolve_warehouse(root: &Path, configured: Option<&str>) -> Result<String, St
     }
     let path = normalize(&root.join(raw));
     Ok(format!("file://{}", path.display()))
+}
+
+/// `iceberg_catalog:`: a REST catalog needs an http(s) `uri`; the embedded one takes no other key.
+fn check_iceberg_catalog(
+    mesh_file: &Path,
+    settings: &IcebergCatalogSettings,
+    pos: &Positions,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let key = |k: &str| pos.value(&["iceberg_catalog".to_string(), k.to_string()]);
+    let mut report = |(l, c): (usize, usize), message: String| {
+        diags.push(Diagnostic::new(mesh_file, l, c, message));
+    };
+    match settings.kind {
+        IcebergCatalogKind::Rest => match &settings.uri {
+            None => report(
+                pos.value(&["iceberg_catalog".to_string(), "type".to_string()]),
+                "an Iceberg REST catalog needs its `uri` (e.g. http://127.0.0.1:8181)".into(),
+            ),
+            Some(uri) => {
+                let valid = url::Url::parse(uri)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                if !valid {
+                    report(
+                        key("uri"),
+                        format!("invalid REST catalog URL `{uri}`; expected http:// or https://"),
+                    );
+                }
+            }
+        },
+        IcebergCatalogKind::Sql => {
+            for (name, set) in [
+                ("uri", settings.uri.is_some()),
+                ("warehouse", settings.warehouse.is_some()),
+                ("token", settings.token.is_some()),
+                ("headers", !settings.headers.is_empty()),
+            ] {
+                if set {
+                    report(
+                        key(name),
+                        format!(
+                            "`{name}` is a setting of REST catalogs; add `type: rest`, or remove \
+                             it to use the embedded catalog"
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }

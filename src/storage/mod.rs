@@ -267,8 +267,14 @@ impl Warehouse {
         Ok(Self { root, iceberg })
     }
 
+    /// The warehouse of `mesh`, with the Iceberg catalog it configures.
     pub fn for_mesh(mesh: &Mesh) -> Result<Self> {
-        Self::new(mesh.warehouse.clone())
+        let mut warehouse = Self::new(mesh.warehouse.clone())?;
+        warehouse.iceberg = Arc::new(IcebergCatalog::for_settings(
+            &warehouse.root,
+            &mesh.iceberg_catalog,
+        )?);
+        Ok(warehouse)
     }
 
     /// The warehouse URL.

@@ -174,6 +174,7 @@ pub fn load(dir: &Path) -> Result<Mesh, Diagnostics> {
         admin_group: spec.admin_group,
         notifications: spec.notifications,
         lineage: spec.lineage,
+        iceberg_catalog: spec.iceberg_catalog,
         policies: policy::validate(&mesh_file, &spec.policies, &pos, None, &mut diags),
         index: Default::default(),
     };

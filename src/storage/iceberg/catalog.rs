@@ -1,12 +1,16 @@
-//! The warehouse's embedded Iceberg catalog: a SQLite file, `<warehouse>/_mesh/iceberg.db`, in
-//! the layout of the Iceberg SQL catalog (the `iceberg_tables` and
-//! `iceberg_namespace_properties` tables PyIceberg's `SqlCatalog` and Java's JDBC catalog use),
-//! under the catalog name [`CATALOG_NAME`]. Namespaces are `<domain>.<layer>`.
+//! The catalog the warehouse's Iceberg tables are registered in, namespaces `<domain>.<layer>`:
 //!
-//! Tables are created and loaded through iceberg-rust's `SqlCatalog`. Commits swap the table's
-//! metadata pointer with one compare-and-swap `UPDATE` on a pool of our own (the crate commits
-//! only appends): a writer that lost the race to another commit sees no row updated, and tries
-//! again on the new metadata.
+//! - by default the embedded one, a SQLite file, `<warehouse>/_mesh/iceberg.db`, in the layout of
+//!   the Iceberg SQL catalog (the `iceberg_tables` and `iceberg_namespace_properties` tables
+//!   PyIceberg's `SqlCatalog` and Java's JDBC catalog use), under the catalog name
+//!   [`CATALOG_NAME`]. Tables are created and loaded through iceberg-rust's `SqlCatalog`; a
+//!   commit writes the next metadata file and swaps the table's pointer to it with one
+//!   compare-and-swap `UPDATE` on a pool of our own (the crate commits only appends);
+//! - or an Iceberg REST catalog ([`RestCatalog`]), which writes the metadata itself from the
+//!   commit's updates when its requirements hold.
+//!
+//! Either way a writer that lost the race to another commit learns it, and tries again on the
+//! new metadata.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,14 +18,23 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use iceberg::MetadataLocation;
 use iceberg::io::LocalFsStorageFactory;
+use iceberg::spec::{
+    MAIN_BRANCH, Schema, Snapshot, SnapshotReference, SnapshotRetention, TableMetadata,
+};
 use iceberg::table::Table;
-use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
+use iceberg::{
+    Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent, TableRequirement,
+    TableUpdate,
+};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use tokio::sync::OnceCell;
 
+use super::rest::RestCatalog;
 use crate::error::{Error, Result};
+use crate::spec::{IcebergCatalogKind, IcebergCatalogSettings};
 
 /// The catalog name the warehouse's tables are registered under (PyIceberg:
 /// `SqlCatalog("meshql", uri="sqlite:///<warehouse>/_mesh/iceberg.db", warehouse=...)`).
@@ -30,9 +43,21 @@ pub const CATALOG_NAME: &str = "meshql";
 /// How long a commit waits for another writer's lock on the catalog file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The embedded catalog of one warehouse, opened by the first Iceberg table that needs it.
+/// The Iceberg catalog of one warehouse.
 #[derive(Debug)]
 pub struct IcebergCatalog {
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Embedded(Embedded),
+    Rest(RestCatalog),
+}
+
+/// The embedded catalog, opened by the first Iceberg table that needs it.
+#[derive(Debug)]
+struct Embedded {
     /// `<warehouse>/_mesh/iceberg.db`, when the warehouse is on the local file system.
     file: Option<PathBuf>,
     warehouse: String,
@@ -47,18 +72,116 @@ struct Opened {
 }
 
 impl IcebergCatalog {
-    /// The catalog of the warehouse at `root` (a URL).
+    /// The embedded catalog of the warehouse at `root` (a URL).
     pub fn new(root: &str) -> Self {
         let file = root
             .strip_prefix("file://")
             .map(|path| PathBuf::from(path).join("_mesh").join("iceberg.db"));
         Self {
-            file,
-            warehouse: root.to_string(),
-            opened: OnceCell::new(),
+            backend: Backend::Embedded(Embedded {
+                file,
+                warehouse: root.to_string(),
+                opened: OnceCell::new(),
+            }),
         }
     }
 
+    /// The catalog `settings` choose for the warehouse at `root`.
+    pub fn for_settings(root: &str, settings: &IcebergCatalogSettings) -> Result<Self> {
+        match settings.kind {
+            IcebergCatalogKind::Sql => Ok(Self::new(root)),
+            IcebergCatalogKind::Rest => Ok(Self {
+                backend: Backend::Rest(RestCatalog::new(settings)?),
+            }),
+        }
+    }
+
+    /// The table `ident` as its catalog has it now; `None` if it was never created.
+    pub async fn load(&self, ident: &TableIdent) -> Result<Option<Table>> {
+        match &self.backend {
+            Backend::Embedded(e) => e.load(ident).await,
+            Backend::Rest(r) => r.load(ident).await,
+        }
+    }
+
+    /// Creates `ident` with `schema` and no snapshot at `location` (its namespace too, if new).
+    /// Another writer creating it first is no error: its table is returned.
+    pub async fn create(
+        &self,
+        ident: &TableIdent,
+        schema: iceberg::spec::Schema,
+        location: &str,
+    ) -> Result<Table> {
+        match &self.backend {
+            Backend::Embedded(e) => e.create(ident, schema, location).await,
+            Backend::Rest(r) => r.create(ident, &schema, location).await,
+        }
+    }
+
+    /// Registers the existing table `ident` at its metadata file `metadata` (its namespace too,
+    /// if new). Another writer registering it first is no error: its table is returned.
+    pub async fn register(&self, ident: &TableIdent, metadata: &str) -> Result<Table> {
+        match &self.backend {
+            Backend::Embedded(e) => e.register(ident, metadata).await,
+            Backend::Rest(r) => r.register(ident, metadata).await,
+        }
+    }
+
+    /// Commits `next` on top of `table` (as loaded); `false` when another commit moved the
+    /// table first.
+    pub async fn commit(&self, ident: &TableIdent, table: &Table, next: &Next) -> Result<bool> {
+        match &self.backend {
+            Backend::Embedded(e) => {
+                let current = table.metadata_location_result()?.to_string();
+                next.metadata
+                    .write_to(table.file_io(), &next.location)
+                    .await?;
+                e.swap(ident, &current, &next.location.to_string()).await
+            }
+            Backend::Rest(r) => {
+                let mut updates = Vec::new();
+                if let Some(schema) = &next.schema {
+                    updates.push(TableUpdate::AddSchema {
+                        schema: schema.clone(),
+                    });
+                    updates.push(TableUpdate::SetCurrentSchema { schema_id: -1 });
+                }
+                updates.push(TableUpdate::AddSnapshot {
+                    snapshot: next.snapshot.clone(),
+                });
+                updates.push(TableUpdate::SetSnapshotRef {
+                    ref_name: MAIN_BRANCH.to_string(),
+                    reference: SnapshotReference::new(
+                        next.snapshot.snapshot_id(),
+                        SnapshotRetention::branch(None, None, None),
+                    ),
+                });
+                let requirements = [
+                    TableRequirement::UuidMatch {
+                        uuid: table.metadata().uuid(),
+                    },
+                    TableRequirement::RefSnapshotIdMatch {
+                        r#ref: MAIN_BRANCH.to_string(),
+                        snapshot_id: table.metadata().current_snapshot_id(),
+                    },
+                ];
+                r.commit(ident, &requirements, &updates).await
+            }
+        }
+    }
+}
+
+/// A commit built on a loaded table: its next metadata (what the embedded catalog writes), where
+/// that goes, and the new snapshot and schema (what a REST catalog is sent).
+pub struct Next {
+    pub metadata: TableMetadata,
+    pub location: MetadataLocation,
+    pub snapshot: Snapshot,
+    /// The table's new schema, when the commit changes it.
+    pub schema: Option<Schema>,
+}
+
+impl Embedded {
     async fn opened(&self) -> Result<&Opened> {
         self.opened.get_or_try_init(|| self.open()).await
     }
@@ -99,8 +222,7 @@ impl IcebergCatalog {
         })
     }
 
-    /// The table `ident` as its catalog row has it now; `None` if it was never created.
-    pub async fn load(&self, ident: &TableIdent) -> Result<Option<Table>> {
+    async fn load(&self, ident: &TableIdent) -> Result<Option<Table>> {
         let opened = self.opened().await?;
         match opened.catalog.load_table(ident).await {
             Ok(table) => Ok(Some(table)),
@@ -116,9 +238,7 @@ impl IcebergCatalog {
         }
     }
 
-    /// Creates `ident` with `schema` and no snapshot at `location` (its namespace too, if new).
-    /// Another writer creating it first is no error: its table is returned.
-    pub async fn create(
+    async fn create(
         &self,
         ident: &TableIdent,
         schema: iceberg::spec::Schema,
@@ -141,9 +261,7 @@ impl IcebergCatalog {
         }
     }
 
-    /// Registers the existing table `ident` at its metadata file `metadata` (its namespace too,
-    /// if new). Another writer registering it first is no error: its table is returned.
-    pub async fn register(&self, ident: &TableIdent, metadata: &str) -> Result<Table> {
+    async fn register(&self, ident: &TableIdent, metadata: &str) -> Result<Table> {
         let opened = self.opened().await?;
         self.ensure_namespace(ident.namespace()).await?;
         match opened
@@ -177,7 +295,7 @@ impl IcebergCatalog {
 
     /// Points `ident` at `new` if it still points at `old`; `false` when another commit moved it
     /// first.
-    pub async fn swap(&self, ident: &TableIdent, old: &str, new: &str) -> Result<bool> {
+    async fn swap(&self, ident: &TableIdent, old: &str, new: &str) -> Result<bool> {
         let opened = self.opened().await?;
         let namespace = ident.namespace().join(".");
         let done = sqlx::query(

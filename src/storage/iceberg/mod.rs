@@ -33,6 +33,7 @@ use iceberg_datafusion::IcebergStaticTableProvider;
 use url::Url;
 
 mod catalog;
+mod rest;
 mod write;
 
 pub use catalog::IcebergCatalog;

@@ -1,11 +1,11 @@
 //! Writing Iceberg tables: the rows of a plan streamed into Parquet data files with
-//! iceberg-rust's writers, then one snapshot committed by swapping the catalog's metadata
-//! pointer.
+//! iceberg-rust's writers, then one snapshot committed through the catalog (a compare-and-swap
+//! of the table's metadata pointer, or a REST commit with requirements).
 //!
 //! iceberg-rust 0.10 commits appends only, so the snapshot is built here from the crate's public
 //! parts — a manifest of the new files, a manifest list (the new manifest alone for an
 //! overwrite, beside the current snapshot's manifests for an append), the snapshot, the next
-//! metadata file — and published by [`IcebergCatalog::swap`]. Until the swap, readers (meshql,
+//! metadata file — and published by [`IcebergCatalog::commit`]. Until then, readers (meshql,
 //! PyIceberg, Spark) see the previous snapshot; a process killed before it leaves unreferenced
 //! files, never a half-committed table. A lost race is retried on the new metadata: the data
 //! files stay valid.
@@ -41,7 +41,7 @@ use iceberg::writer::file_writer::location_generator::{
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 
-use super::catalog::IcebergCatalog;
+use super::catalog::{IcebergCatalog, Next};
 use crate::error::{Error, Result};
 
 /// Commits tried before a writer gives up on a table other writers keep moving.
@@ -279,10 +279,8 @@ pub async fn commit(
         {
             return Ok(None);
         }
-        let current = table.metadata_location_result()?.to_string();
-        let (next, location, sequence) = next_metadata(&table, commit, attempt).await?;
-        next.write_to(table.file_io(), &location).await?;
-        if catalog.swap(ident, &current, &location.to_string()).await? {
+        let (next, sequence) = next_metadata(&table, commit, attempt).await?;
+        if catalog.commit(ident, &table, &next).await? {
             return Ok(Some(sequence));
         }
         tracing::debug!(table = %ident, attempt, "Iceberg commit lost a race; retrying");
@@ -295,12 +293,8 @@ pub async fn commit(
     )))
 }
 
-/// The metadata `commit` makes of `table`, where it goes, and the new snapshot's sequence number.
-async fn next_metadata(
-    table: &Table,
-    commit: &Commit,
-    attempt: usize,
-) -> Result<(iceberg::spec::TableMetadata, MetadataLocation, i64)> {
+/// What `commit` makes of `table` (its manifests written), and the new snapshot's sequence number.
+async fn next_metadata(table: &Table, commit: &Commit, attempt: usize) -> Result<(Next, i64)> {
     let current = table.metadata_location_result()?.to_string();
     let file_io = table.file_io();
     // The new schema first: the manifest and the snapshot are written against it.
@@ -392,9 +386,10 @@ async fn next_metadata(
         })
         .with_schema_id(schema.schema_id())
         .build();
+    let added_schema = commit.schema.as_ref().map(|_| schema.as_ref().clone());
     let next = base
         .into_builder(commit.schema.is_none().then_some(current.clone()))
-        .add_snapshot(snapshot)?
+        .add_snapshot(snapshot.clone())?
         .set_ref(
             MAIN_BRANCH,
             SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
@@ -404,5 +399,11 @@ async fn next_metadata(
     let location = MetadataLocation::from_str(&current)?
         .with_next_version()
         .with_new_metadata(&next);
-    Ok((next, location, sequence))
+    let next = Next {
+        metadata: next,
+        location,
+        snapshot,
+        schema: added_schema,
+    };
+    Ok((next, sequence))
 }
