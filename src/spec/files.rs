@@ -60,7 +60,8 @@ pub struct IcebergCatalogSettings {
     /// Gravitino, Unity Catalog, Apache Iceberg's REST server) at `uri`.
     #[serde(default, rename = "type")]
     pub kind: IcebergCatalogKind,
-    /// The REST catalog's base URL, e.g. `http://127.0.0.1:8181` (its API is under `/v1/`).
+    /// The REST catalog's base URL, e.g. `http://127.0.0.1:8181` (its API is under `/v1/`); of
+    /// a source's `sql` catalog, its SQLite file (relative to the domain folder, or absolute).
     #[serde(default)]
     pub uri: Option<String>,
     /// The warehouse to ask the REST catalog for (its `warehouse` parameter), when it serves
@@ -74,6 +75,10 @@ pub struct IcebergCatalogSettings {
     /// More HTTP headers sent with every request (values may be `env:NAME` too).
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// Of a source's `sql` catalog: the catalog name its tables are registered under (the name
+    /// given to PyIceberg's `SqlCatalog`).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// Kinds of Iceberg catalog.
@@ -469,9 +474,16 @@ pub struct SourceFile {
     /// File or table format.
     pub format: SourceFormat,
     /// A file or a folder of files; for `delta` the table's folder; for `iceberg` the table's
-    /// folder (its newest `metadata/*.metadata.json` is read) or one metadata file. Relative to
-    /// the domain folder, absolute, or a URL.
+    /// folder (its newest `metadata/*.metadata.json` is read), one metadata file, or with
+    /// `catalog` the table's name in that catalog (`namespace.table`). Relative to the domain
+    /// folder, absolute, or a URL.
     pub location: String,
+    /// `iceberg`: the Iceberg catalog the table is registered in — `type: sql` with `uri` the
+    /// SQLite file of an Iceberg SQL catalog (PyIceberg's `SqlCatalog`, Java's JDBC catalog) and
+    /// `name` its catalog name, or `type: rest` with the REST catalog's settings. The table is
+    /// read at the snapshot the catalog names now.
+    #[serde(default)]
+    pub catalog: Option<IcebergCatalogSettings>,
     /// What the dataset holds.
     #[serde(default)]
     pub description: Option<String>,

@@ -122,8 +122,11 @@ pub const INGESTED: &str = "ingested";
 #[derive(Debug, Clone)]
 pub struct Source {
     pub format: SourceFormat,
-    /// A URL (`file:///...` for local files); a trailing `/` marks a folder.
+    /// A URL (`file:///...` for local files); a trailing `/` marks a folder. With `catalog`,
+    /// the table's name in it.
     pub location: String,
+    /// The Iceberg catalog holding the table (a `sql` catalog's `uri` resolved to a path).
+    pub catalog: Option<IcebergCatalogSettings>,
     pub has_header: bool,
     pub delimiter: u8,
 }

@@ -245,6 +245,12 @@ fn check_iceberg_catalog(
         diags.push(Diagnostic::new(mesh_file, l, c, message));
     };
     match settings.kind {
+        IcebergCatalogKind::Rest if settings.name.is_some() => report(
+            key("name"),
+            "`name` is a setting of a source's SQL catalog; a REST catalog is named by its `uri` \
+             (and `warehouse`)"
+                .into(),
+        ),
         IcebergCatalogKind::Rest => match &settings.uri {
             None => report(
                 pos.value(&["iceberg_catalog".to_string(), "type".to_string()]),
@@ -263,6 +269,7 @@ fn check_iceberg_catalog(
         },
         IcebergCatalogKind::Sql => {
             for (name, set) in [
+                ("name", settings.name.is_some()),
                 ("uri", settings.uri.is_some()),
                 ("warehouse", settings.warehouse.is_some()),
                 ("token", settings.token.is_some()),

@@ -396,9 +396,13 @@ impl Warehouse {
             }
             DatasetKind::Source(source) => match source.format {
                 SourceFormat::Delta => Arc::new(DeltaStore::source(&source.location)?),
-                SourceFormat::Iceberg => {
-                    Arc::new(IcebergStore::source(&dataset.name, &source.location)?)
-                }
+                SourceFormat::Iceberg => match &source.catalog {
+                    Some(catalog) => Arc::new(IcebergStore::entry(
+                        &source.location,
+                        Arc::new(IcebergCatalog::of_source(catalog)?),
+                    )?),
+                    None => Arc::new(IcebergStore::source(&dataset.name, &source.location)?),
+                },
                 _ => Arc::new(FileStore::new(source.clone())?),
             },
         })

@@ -75,6 +75,11 @@ def tables(tmp_path_factory):
         {"name": "damaged", "layer": "raw", "format": "iceberg",
          "location": str(root / "iceberg/crm/damaged")},
         {"name": "gone", "layer": "raw", "format": "iceberg", "location": str(root / "iceberg/crm/gone")},
+        # By its entry in PyIceberg's catalog, as PyIceberg users name it.
+        {"name": "people_by_catalog", "layer": "raw", "format": "iceberg", "location": "crm.people",
+         "catalog": {"type": "sql", "uri": f"sqlite:///{root}/catalog.db", "name": "crm"}},
+        {"name": "not_in_catalog", "layer": "raw", "format": "iceberg", "location": "crm.nobody",
+         "catalog": {"type": "sql", "uri": f"sqlite:///{root}/catalog.db", "name": "crm"}},
     ]
     # Appended as text: a YAML round trip would turn the policies' `on:` keys into `true`.
     with open(mesh / "catalog" / "sales" / "domain.yaml", "a") as domain:
@@ -108,6 +113,8 @@ def test_iceberg_and_delta_tables_are_served_exactly_as_their_libraries_read_the
     uri = tables["server"].uri
     iceberg = query(uri, "SELECT * FROM sales.raw.people_iceberg")
     assert rows(iceberg) == rows(tables["iceberg"].scan().to_arrow())
+    by_catalog = query(uri, "SELECT * FROM sales.raw.people_by_catalog")
+    assert rows(by_catalog) == rows(tables["iceberg"].scan().to_arrow())
     delta = query(uri, "SELECT * FROM sales.raw.people_delta")
     assert rows(delta) == rows(DeltaTable(str(tables["delta"])).to_pyarrow_table())
     assert iceberg.schema.names == tables["first"].schema.names
@@ -122,6 +129,7 @@ def test_iceberg_and_delta_tables_are_served_exactly_as_their_libraries_read_the
 
 def test_the_catalog_shows_each_source_with_its_format(tables):
     expected = [
+        {"dataset": "people_by_catalog", "format": "iceberg"},
         {"dataset": "people_delta", "format": "delta"},
         {"dataset": "people_first", "format": "iceberg"},
         {"dataset": "people_iceberg", "format": "iceberg"},
@@ -157,11 +165,11 @@ def test_a_commit_by_the_other_engine_is_served_without_a_restart(tables):
     seen = {}
     while time.monotonic() < deadline:
         seen = {name: query(uri, count.format(name)).to_pylist()[0]["n"]
-                for name in ("people_iceberg", "people_delta")}
-        if seen == {"people_iceberg": 5, "people_delta": 5}:
+                for name in ("people_iceberg", "people_delta", "people_by_catalog")}
+        if seen == {"people_iceberg": 5, "people_delta": 5, "people_by_catalog": 5}:
             break
         time.sleep(0.5)
-    assert seen == {"people_iceberg": 5, "people_delta": 5}
+    assert seen == {"people_iceberg": 5, "people_delta": 5, "people_by_catalog": 5}
     iceberg = query(uri, "SELECT * FROM sales.raw.people_iceberg")
     assert rows(iceberg) == rows(tables["iceberg"].refresh().scan().to_arrow())
     # A source naming one metadata file keeps serving the snapshot that file describes.
@@ -173,6 +181,7 @@ def test_a_commit_by_the_other_engine_is_served_without_a_restart(tables):
     ("not_delta", "NotFound", ["is not a Delta table", "no `_delta_log/`"]),
     ("damaged", "InvalidArgument", ["invalid Iceberg table", "metadata"]),
     ("gone", "InvalidArgument", ["invalid Iceberg table", ".parquet"]),
+    ("not_in_catalog", "NotFound", ["has no table `crm.nobody`", "catalog.db"]),
 ])
 def test_a_broken_table_is_named_and_the_others_are_still_served(tables, dataset, status, words):
     uri = tables["server"].uri
@@ -183,6 +192,29 @@ def test_a_broken_table_is_named_and_the_others_are_still_served(tables, dataset
     assert "Internal" not in str(error)
     assert query(uri, "SELECT count(*) AS n FROM sales.raw.people_delta").num_rows == 1
     assert tables["server"].alive()
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"location": "crm.people", "catalog": {"type": "sql", "uri": "nowhere.db", "name": "crm"}},
+     ["Iceberg catalog file not found", "nowhere.db"]),
+    ({"location": "people", "catalog": {"type": "sql", "uri": "catalog.db", "name": "crm"}},
+     ["`location` is the table's name in it, `namespace.table`"]),
+    ({"location": "crm.people", "catalog": {"type": "rest", "uri": "not a url"}},
+     ["a REST catalog needs its `uri`"]),
+    ({"location": "crm.people", "format": "delta", "catalog": {"type": "sql", "uri": "catalog.db"}},
+     ["`catalog` names the Iceberg catalog of an `iceberg` source"]),
+])
+def test_a_bad_catalog_entry_of_a_source_is_reported_with_its_position(tmp_path, entry, words):
+    mesh = demo_mesh(tmp_path / "mesh")
+    (mesh / "catalog/sales/catalog.db").write_bytes(b"")
+    source = {"name": "people", "layer": "raw", "format": "iceberg", **entry}
+    with open(mesh / "catalog" / "sales" / "domain.yaml", "a") as domain:
+        domain.write(yaml.safe_dump({"sources": [source]}, sort_keys=False))
+    done = run(["check"], mesh)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "domain.yaml:" in done.stdout + done.stderr
+    for word in words:
+        assert word in done.stdout + done.stderr, done.stdout + done.stderr
 
 
 def test_a_source_table_cannot_be_written(tables):
@@ -206,6 +238,8 @@ def test_time_travel_reads_each_version_as_pyiceberg_and_deltalake_read_it(table
                        f"TIMESTAMP AS OF arrow_cast({snapshot.timestamp_ms} * 1000, 'Timestamp(Microsecond, None)')"):
             served = query(uri, f"SELECT * FROM sales.raw.people_iceberg {clause}")
             assert rows(served) == expected, clause
+        by_catalog = query(uri, f"SELECT * FROM sales.raw.people_by_catalog VERSION AS OF {snapshot.snapshot_id}")
+        assert rows(by_catalog) == expected
     delta = DeltaTable(str(tables["delta"]))
     for version in range(delta.version() + 1):
         expected = rows(DeltaTable(str(tables["delta"]), version=version).to_pyarrow_table())

@@ -2,6 +2,7 @@
 
 use super::folders::{load_contracts, load_jobs, load_transforms};
 use super::*;
+use crate::spec::{IcebergCatalogKind, IcebergCatalogSettings, SourceFormat};
 
 pub(super) fn load_domain(
     name: &str,
@@ -148,9 +149,10 @@ fn load_source(
             b','
         }
     };
+    let catalog = source_catalog(folder, file, src, pos, &key, diags);
     // A missing file is reported, but the dataset stays declared so references to it resolve.
     let fatal = diags.len() > before;
-    let location = if src.location.contains("://") {
+    let location = if catalog.is_some() || src.location.contains("://") {
         src.location.clone()
     } else {
         let path = normalize(&folder.join(&src.location));
@@ -180,8 +182,105 @@ fn load_source(
         kind: DatasetKind::Source(Source {
             format: src.format,
             location,
+            catalog,
             has_header: src.has_header,
             delimiter,
         }),
     })
+}
+
+/// The `catalog:` of an Iceberg source, its SQLite file resolved against the domain folder; the
+/// table is then named `namespace.table` by `location`.
+fn source_catalog(
+    folder: &Path,
+    file: &Path,
+    src: &SourceFile,
+    pos: &Positions,
+    key: &dyn Fn(&str) -> Vec<String>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<IcebergCatalogSettings> {
+    let catalog = src.catalog.as_ref()?;
+    let mut report = |path: Vec<String>, message: String| {
+        let (l, c) = pos.value(&path);
+        diags.push(Diagnostic::new(file, l, c, message));
+    };
+    let inner = |k: &str| {
+        let mut path = key("catalog");
+        path.push(k.to_string());
+        path
+    };
+    if src.format != SourceFormat::Iceberg {
+        report(
+            key("catalog"),
+            "`catalog` names the Iceberg catalog of an `iceberg` source".into(),
+        );
+        return None;
+    }
+    if src.location.split('.').filter(|p| !p.is_empty()).count() < 2 {
+        report(
+            key("location"),
+            format!(
+                "with `catalog`, `location` is the table's name in it, `namespace.table`; `{}` is not",
+                src.location
+            ),
+        );
+    }
+    let mut resolved = catalog.clone();
+    match catalog.kind {
+        IcebergCatalogKind::Sql => {
+            let Some(uri) = &catalog.uri else {
+                report(
+                    inner("type"),
+                    "a source's SQL catalog needs its `uri`: the catalog's SQLite file".into(),
+                );
+                return None;
+            };
+            // A path, or PyIceberg's `sqlite:///<absolute path>`.
+            let path = match uri.strip_prefix("sqlite:///") {
+                Some(absolute) => std::path::PathBuf::from(format!("/{absolute}")),
+                None => normalize(&folder.join(uri)),
+            };
+            if !path.is_file() {
+                report(
+                    inner("uri"),
+                    format!("Iceberg catalog file not found: {}", path.display()),
+                );
+            }
+            for (name, set) in [
+                ("warehouse", catalog.warehouse.is_some()),
+                ("token", catalog.token.is_some()),
+                ("headers", !catalog.headers.is_empty()),
+            ] {
+                if set {
+                    report(
+                        inner(name),
+                        format!(
+                            "`{name}` is a setting of REST catalogs; a SQL catalog has `uri` and `name`"
+                        ),
+                    );
+                }
+            }
+            resolved.uri = Some(path.display().to_string());
+        }
+        IcebergCatalogKind::Rest => {
+            let valid = catalog.uri.as_deref().is_some_and(|u| {
+                url::Url::parse(u)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            });
+            if !valid {
+                report(
+                    inner("uri"),
+                    "a REST catalog needs its `uri`, an http:// or https:// URL".into(),
+                );
+            }
+            if catalog.name.is_some() {
+                report(
+                    inner("name"),
+                    "`name` is a setting of SQL catalogs; a REST catalog is named by its `uri`"
+                        .into(),
+                );
+            }
+        }
+    }
+    Some(resolved)
 }

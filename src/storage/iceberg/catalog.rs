@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iceberg::MetadataLocation;
-use iceberg::io::LocalFsStorageFactory;
+use iceberg::io::{FileIO, LocalFsStorageFactory};
 use iceberg::spec::{
     MAIN_BRANCH, Schema, Snapshot, SnapshotReference, SnapshotRetention, TableMetadata,
 };
-use iceberg::table::Table;
+use iceberg::table::{StaticTable, Table};
 use iceberg::{
     Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent, TableRequirement,
     TableUpdate,
@@ -53,15 +53,28 @@ pub struct IcebergCatalog {
 enum Backend {
     Embedded(Embedded),
     Rest(RestCatalog),
+    Foreign(Foreign),
 }
 
-/// The embedded catalog, opened by the first Iceberg table that needs it.
+/// The warehouse's own SQL catalog on a SQLite file, opened by the first Iceberg table that
+/// needs it.
 #[derive(Debug)]
 struct Embedded {
     /// `<warehouse>/_mesh/iceberg.db`, when the warehouse is on the local file system.
     file: Option<PathBuf>,
     warehouse: String,
     opened: OnceCell<Opened>,
+}
+
+/// Another engine's SQL catalog, which a source's table is looked up in (read only): its row in
+/// `iceberg_tables` names the table's current metadata file. Read with a query of our own, as
+/// PyIceberg's and Java's layouts differ in the columns iceberg-rust's `SqlCatalog` expects.
+#[derive(Debug)]
+struct Foreign {
+    file: PathBuf,
+    /// The catalog name its tables are registered under.
+    name: String,
+    pool: OnceCell<SqlitePool>,
 }
 
 #[derive(Debug)]
@@ -86,6 +99,33 @@ impl IcebergCatalog {
         }
     }
 
+    /// The catalog a source's table is registered in (read only): a SQL catalog's SQLite file
+    /// (`uri`, already a path) under its `name`, or a REST catalog.
+    pub fn of_source(settings: &IcebergCatalogSettings) -> Result<Self> {
+        match settings.kind {
+            IcebergCatalogKind::Rest => Self::for_settings("", settings),
+            IcebergCatalogKind::Sql => Ok(Self {
+                backend: Backend::Foreign(Foreign {
+                    file: PathBuf::from(settings.uri.clone().unwrap_or_default()),
+                    name: settings.name.clone().unwrap_or_else(|| "default".into()),
+                    pool: OnceCell::new(),
+                }),
+            }),
+        }
+    }
+
+    /// Where the catalog is, for messages: its file or URL.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Embedded(e) => match &e.file {
+                Some(file) => format!("sqlite://{}", file.display()),
+                None => e.warehouse.clone(),
+            },
+            Backend::Rest(r) => r.base().to_string(),
+            Backend::Foreign(f) => format!("sqlite://{}", f.file.display()),
+        }
+    }
+
     /// The catalog `settings` choose for the warehouse at `root`.
     pub fn for_settings(root: &str, settings: &IcebergCatalogSettings) -> Result<Self> {
         match settings.kind {
@@ -101,6 +141,7 @@ impl IcebergCatalog {
         match &self.backend {
             Backend::Embedded(e) => e.load(ident).await,
             Backend::Rest(r) => r.load(ident).await,
+            Backend::Foreign(f) => f.load(ident).await,
         }
     }
 
@@ -115,6 +156,7 @@ impl IcebergCatalog {
         match &self.backend {
             Backend::Embedded(e) => e.create(ident, schema, location).await,
             Backend::Rest(r) => r.create(ident, &schema, location).await,
+            Backend::Foreign(_) => Err(self.read_only()),
         }
     }
 
@@ -124,6 +166,7 @@ impl IcebergCatalog {
         match &self.backend {
             Backend::Embedded(e) => e.register(ident, metadata).await,
             Backend::Rest(r) => r.register(ident, metadata).await,
+            Backend::Foreign(_) => Err(self.read_only()),
         }
     }
 
@@ -167,7 +210,67 @@ impl IcebergCatalog {
                 ];
                 r.commit(ident, &requirements, &updates).await
             }
+            Backend::Foreign(_) => Err(self.read_only()),
         }
+    }
+
+    fn read_only(&self) -> Error {
+        Error::permission(format!(
+            "the Iceberg catalog `{}` is read for sources only; meshql writes nothing to it",
+            self.describe()
+        ))
+    }
+}
+
+impl Foreign {
+    async fn load(&self, ident: &TableIdent) -> Result<Option<Table>> {
+        let pool = self.pool.get_or_try_init(|| self.open()).await?;
+        let namespace = ident.namespace().join(".");
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT metadata_location FROM iceberg_tables \
+             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+        )
+        .bind(&self.name)
+        .bind(&namespace)
+        .bind(ident.name())
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| {
+            Error::unavailable(format!(
+                "cannot read the Iceberg catalog `{}`: {e}",
+                self.file.display()
+            ))
+        })?;
+        let Some((Some(location),)) = row else {
+            return Ok(None);
+        };
+        let table =
+            StaticTable::from_metadata_file(&location, ident.clone(), FileIO::new_with_fs())
+                .await
+                .map_err(|e| Error::from(e).with_context("metadata", &location))?
+                .into_table();
+        Ok(Some(table))
+    }
+
+    async fn open(&self) -> Result<SqlitePool> {
+        if !self.file.is_file() {
+            return Err(Error::not_found(format!(
+                "Iceberg catalog `{}` not found",
+                self.file.display()
+            )));
+        }
+        let unavailable = |e: &dyn std::fmt::Display| {
+            Error::unavailable(format!("Iceberg catalog `{}`: {e}", self.file.display()))
+        };
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", self.file.display()))
+            .map_err(|e| unavailable(&e))?
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| unavailable(&e))
     }
 }
 

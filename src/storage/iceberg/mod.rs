@@ -1,7 +1,7 @@
-//! Apache Iceberg tables through iceberg-rust: warehouse tables in the embedded SQL catalog
-//! ([`IcebergCatalog`]), written with the same guarantees as Delta ([`write`]), and read-only
-//! sources another engine writes (PyIceberg, Spark, Trino, Flink), found by their folder or by
-//! one metadata file.
+//! Apache Iceberg tables through iceberg-rust: warehouse tables in the warehouse's catalog
+//! ([`IcebergCatalog`]: the embedded SQL catalog or a REST catalog), written with the same guarantees as Delta ([`write`]), and read-only
+//! sources another engine writes (PyIceberg, Spark, Trino, Flink), found by their folder, by
+//! one metadata file, or by their entry in that engine's catalog (SQL or REST).
 //!
 //! A source's folder is read at its newest metadata file: `metadata/version-hint.text` names it for
 //! tables of Hadoop catalogs; otherwise the file with the highest version number
@@ -65,6 +65,8 @@ enum Place {
     Warehouse { catalog: Arc<IcebergCatalog> },
     /// Read-only: the table's folder, or the one metadata file to read.
     Source { path: PathBuf },
+    /// Read-only: a table of another engine's catalog, at the snapshot the catalog names.
+    Entry { catalog: Arc<IcebergCatalog> },
 }
 
 impl IcebergStore {
@@ -99,6 +101,24 @@ impl IcebergStore {
             location: location.to_string(),
             ident: catalog::table_ident(name)?,
             place: Place::Source { path },
+        })
+    }
+
+    /// The source table `table` (`namespace.table`) of `catalog`.
+    pub fn entry(table: &str, catalog: Arc<IcebergCatalog>) -> Result<Self> {
+        let parts: Vec<&str> = table.split('.').collect();
+        let Some((name, namespace)) = parts.split_last().filter(|(_, ns)| !ns.is_empty()) else {
+            return Err(Error::user(format!(
+                "`{table}` is not an Iceberg table name (`namespace.table`)"
+            )));
+        };
+        Ok(Self {
+            location: format!("{}#{table}", catalog.describe()),
+            ident: TableIdent::new(
+                iceberg::NamespaceIdent::from_strs(namespace)?,
+                name.to_string(),
+            ),
+            place: Place::Entry { catalog },
         })
     }
 
@@ -178,6 +198,14 @@ impl IcebergStore {
                 .into_table();
                 Ok(Some(table))
             }
+            Place::Entry { catalog } => match catalog.load(&self.ident).await? {
+                Some(table) => Ok(Some(table)),
+                None => Err(Error::not_found(format!(
+                    "the Iceberg catalog `{}` has no table `{}`",
+                    catalog.describe(),
+                    self.ident
+                ))),
+            },
         }
     }
 
@@ -440,7 +468,7 @@ impl TableStore for IcebergStore {
             // Created by a first publish that has not committed yet: nothing to read.
             (None, Place::Warehouse { .. }) => Ok(None),
             // A table another engine created without rows yet reads as empty.
-            (None, Place::Source { .. }) => {
+            (None, Place::Source { .. } | Place::Entry { .. }) => {
                 let shown = table.metadata_location().unwrap_or_default().to_string();
                 let provider = IcebergStaticTableProvider::try_new_from_table(table)
                     .await

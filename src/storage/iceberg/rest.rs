@@ -100,6 +100,11 @@ impl RestCatalog {
         })
     }
 
+    /// The catalog's base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
     /// The table `ident` as the catalog has it; `None` if it does not exist.
     pub async fn load(&self, ident: &TableIdent) -> Result<Option<Table>> {
         let url = self.table_url(ident).await?;
