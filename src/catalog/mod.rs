@@ -195,9 +195,9 @@ impl MeshCatalog {
             .collect()
     }
 
-    /// The store of `name`, creating a warehouse store of `format` for a new table (Delta for
-    /// ingest; a job's table outside a mesh takes the mesh's `default_format`). Only layers the
-    /// mesh declares can hold one.
+    /// The store of `name`, creating a warehouse store of `format` for a new table (an ingested
+    /// one, a job's table outside a mesh: see [`Mesh::format_in`]). Only layers the mesh declares
+    /// can hold one.
     pub fn store_or_create(
         &self,
         name: &DatasetName,
@@ -470,8 +470,8 @@ impl MeshCatalog {
         mode: &WriteMode,
         metadata: CommitMetadata,
     ) -> Result<Published> {
-        // A table new to the catalog here is an ingested one: Delta.
-        let store = self.store_or_create(name, TableFormatName::Delta)?;
+        // A table new to the catalog here is an ingested one: its layer's format.
+        let store = self.store_or_create(name, self.mesh.format_in(name))?;
         let published = store.write(plan, state, mode, metadata).await;
         // Forgotten even when the write failed: a conflict means another writer moved it.
         self.invalidate(name).await;

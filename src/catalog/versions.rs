@@ -47,8 +47,9 @@ impl TableProvider for VersionsTable {
         Arc::clone(&self.schema)
     }
 
+    /// A table like the other system tables, in listings and information_schema.
     fn table_type(&self) -> TableType {
-        TableType::View
+        TableType::Base
     }
 
     fn supports_filters_pushdown(

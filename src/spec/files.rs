@@ -449,6 +449,10 @@ pub struct DomainFile {
     /// `default_format`. A transform's `-- @format:` line chooses for itself.
     #[serde(default)]
     pub format: Option<TableFormatName>,
+    /// Table formats of single layers, over `format` (e.g. `{raw: delta}` in an Iceberg
+    /// domain).
+    #[serde(default)]
+    pub layer_formats: std::collections::BTreeMap<String, TableFormatName>,
     /// Read-only datasets registered from existing files (CSV, Parquet, JSON).
     #[serde(default)]
     pub sources: Vec<SourceFile>,

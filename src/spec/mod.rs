@@ -15,7 +15,7 @@ mod settings;
 pub mod transform;
 mod yaml;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -68,6 +68,8 @@ pub struct Domain {
     pub layers: Vec<String>,
     /// Table format of the domain's warehouse tables, when it chooses one.
     pub format: Option<TableFormatName>,
+    /// Formats of single layers, over `format`.
+    pub layer_formats: BTreeMap<String, TableFormatName>,
     /// Folder holding `domain.yaml`.
     pub folder: PathBuf,
     pub datasets: Vec<Dataset>,
@@ -161,6 +163,7 @@ impl Mesh {
                         description: None,
                         layers: Vec::new(),
                         format: None,
+                        layer_formats: BTreeMap::new(),
                         folder: root.clone(),
                         datasets: Vec::new(),
                         policies: Vec::new(),
@@ -220,7 +223,16 @@ impl Mesh {
             DatasetKind::Transform(t) => t.options.format,
             _ => None,
         };
-        own.or_else(|| self.domain(&dataset.name.domain).and_then(|d| d.format))
+        own.unwrap_or_else(|| self.format_in(&dataset.name))
+    }
+
+    /// The format of a new table `name` that does not choose one (a job's, an ingested one): its
+    /// layer's in its domain, else its domain's, else the mesh's `default_format`.
+    pub fn format_in(&self, name: &DatasetName) -> TableFormatName {
+        let domain = self.domain(&name.domain);
+        domain
+            .and_then(|d| d.layer_formats.get(&name.layer).copied())
+            .or_else(|| domain.and_then(|d| d.format))
             .unwrap_or(self.default_format)
     }
 

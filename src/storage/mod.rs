@@ -290,7 +290,7 @@ impl Warehouse {
         )
     }
 
-    /// `<warehouse>/<domain>/<layer>/<dataset>/` as a Delta store (transforms, ingested tables).
+    /// `<warehouse>/<domain>/<layer>/<dataset>/` as a Delta store.
     pub fn delta_store(&self, name: &DatasetName) -> Result<Arc<dyn TableStore>> {
         Ok(Arc::new(DeltaStore::new(&self.table_url(name))?))
     }

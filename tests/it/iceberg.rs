@@ -249,3 +249,34 @@ fn concurrent_merges_into_one_iceberg_table_keep_every_writers_rows() {
         );
     });
 }
+
+#[test]
+fn a_layers_format_beats_its_domains_and_ingested_tables_follow_it() {
+    use meshql::storage::{CommitMetadata, WriteMode};
+    runtime().block_on(async {
+        let dir = shop(&[
+            (
+                "catalog/shop/domain.yaml",
+                "owner: shop\nlayer_formats:\n  silver: delta\nsources:\n  - name: orders\n    layer: raw\n    format: csv\n    location: data/orders.csv\n",
+            ),
+            ("sql/shop/silver/clean.sql", "SELECT id, amount FROM raw.orders"),
+            ("sql/shop/gold/totals.sql", "SELECT sum(amount) AS total FROM silver.clean"),
+        ]);
+        let e = engine(dir.path());
+        assert!(run_all(&e).await.succeeded());
+        let warehouse = dir.path().join("warehouse/shop");
+        // The mesh is Iceberg; its silver layer Delta.
+        assert!(warehouse.join("silver/clean/_delta_log").is_dir());
+        assert!(warehouse.join("gold/totals/metadata").is_dir());
+        // A table created by ingest takes its layer's format too (raw: the mesh's, Iceberg).
+        let state = e.session();
+        let plan = e.plan("SELECT 1 AS id", &state).await.unwrap();
+        let name = DatasetName::new("shop", "raw", "events");
+        e.catalog()
+            .publish(&name, plan, &state, &WriteMode::Replace, CommitMetadata::new())
+            .await
+            .unwrap();
+        assert!(warehouse.join("raw/events/metadata").is_dir());
+        assert_eq!(embedded_count(&e, "SELECT count(*) FROM shop.raw.events").await, 1);
+    });
+}

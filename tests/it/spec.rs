@@ -387,3 +387,17 @@ fn acceleration_patterns_are_checked() {
         ]
     );
 }
+
+#[test]
+fn a_layer_format_for_a_layer_the_domain_lacks_is_reported_at_its_key() {
+    let got = problems(&[(
+        "catalog/hr/domain.yaml",
+        "owner: hr\nlayer_formats:\n  silver: iceberg\n  bronze: delta\n",
+    )]);
+    assert_eq!(
+        got,
+        [
+            "catalog/hr/domain.yaml:4:3: layer_formats: domain `hr` has no layer `bronze`; its layers: raw, silver, gold"
+        ]
+    );
+}

@@ -327,7 +327,7 @@ async fn write_table(
         )));
     }
     let catalog = engine.catalog();
-    catalog.store_or_create(name, engine.mesh().default_format)?;
+    catalog.store_or_create(name, engine.mesh().format_in(name))?;
     let exists = catalog.snapshot(name).await?.is_some();
     let (write_mode, plan) = match mode {
         SaveMode::Overwrite => (WriteMode::Replace, plan),

@@ -34,6 +34,20 @@ pub(super) fn load_domain(
             layers.push(layer.clone());
         }
     }
+    for layer in spec.layer_formats.keys() {
+        if !layers.contains(layer) {
+            let (l, c) = pos.of(&["layer_formats".into(), layer.clone()]);
+            diags.push(Diagnostic::new(
+                file,
+                l,
+                c,
+                format!(
+                    "layer_formats: domain `{name}` has no layer `{layer}`; its layers: {}",
+                    layers.join(", ")
+                ),
+            ));
+        }
+    }
     if spec.owner.trim().is_empty() {
         let (l, c) = pos.value(&["owner".into()]);
         diags.push(Diagnostic::new(
@@ -73,6 +87,7 @@ pub(super) fn load_domain(
         description: spec.description,
         layers,
         format: spec.format,
+        layer_formats: spec.layer_formats,
         folder,
         datasets,
         policies,
