@@ -8,7 +8,9 @@ by meshql, side by side in one run.
 A mesh with one `tpch` domain: lineitem as a Parquet source, and two transforms copying it,
 `-- @format: delta` and `-- @format: iceberg`. Each repetition runs `meshql run --force` of one
 copy (the write: read the Parquet source, write data files, commit) and then the read queries
-through `meshql query` (embedded: process start, planning and the scan), alternating formats.
+through `meshql query` (embedded: process start, planning and the scan), alternating formats;
+one of them again on the table's first version (`VERSION AS OF`: time travel reads an old
+version the way it reads the current one).
 The Iceberg copy is also read back with PyIceberg, and its rows counted, to check what was
 written. Writes `report.{json,md}` (`--out`, default ~/.cache/meshql/bench/formats-sf<SF>):
 medians, rows per second and Iceberg's time over Delta's.
@@ -32,6 +34,9 @@ import harness  # noqa: E402
 import run as tpch  # noqa: E402
 
 FORMATS = ("delta", "iceberg")
+# The first version of each copy: Delta counts from 0, Iceberg's sequence numbers from 1.
+FIRST_VERSION = {"delta": 0, "iceberg": 1}
+TIME_TRAVEL = "three columns, first version"
 READS = {
     "three columns": "SELECT count(*), sum(l_extendedprice), max(l_shipdate) FROM {t}",
     "filtered count": "SELECT count(*) FROM {t} WHERE l_shipdate >= DATE '1998-09-01'",
@@ -93,6 +98,9 @@ def main() -> int:
                 times.setdefault(("write", f), []).append(timed(["run", "--force", "--select", table], mesh))
                 for label, sql in READS.items():
                     times.setdefault((label, f), []).append(timed(["query", sql.format(t=table)], mesh))
+                old = f"{table} VERSION AS OF {FIRST_VERSION[f]}"
+                sql = READS["three columns"].format(t=old)
+                times.setdefault((TIME_TRAVEL, f), []).append(timed(["query", sql], mesh))
         warehouse = mesh / "warehouse"
         catalog = SqlCatalog("meshql", uri=f"sqlite:///{warehouse}/_mesh/iceberg.db", warehouse=warehouse.as_uri())
         read_back = catalog.load_table("tpch.silver.lineitem_iceberg").scan().to_arrow().num_rows
@@ -100,7 +108,7 @@ def main() -> int:
             raise SystemExit(f"PyIceberg reads {read_back} rows of the Iceberg copy, not {rows}")
         report["bytes"] = {f: sum(p.stat().st_size for p in (warehouse / "tpch/silver" / f"lineitem_{f}").rglob("*.parquet"))
                            for f in FORMATS}
-    for label in ("write", *READS):
+    for label in ("write", *READS, TIME_TRAVEL):
         entry = {}
         for f in FORMATS:
             median = statistics.median(times[(label, f)])
