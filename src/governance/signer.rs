@@ -3,7 +3,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const TAG_BYTES: usize = 32;
 
@@ -98,14 +98,7 @@ impl Signer {
 
 /// A key setting: a literal, or `env:NAME`.
 fn resolve(setting: &str) -> Result<Vec<u8>> {
-    match setting.strip_prefix("env:") {
-        Some(var) => std::env::var(var).map(String::into_bytes).map_err(|_| {
-            Error::user(format!(
-                "a signing key names environment variable `{var}`, which is not set"
-            ))
-        }),
-        None => Ok(setting.as_bytes().to_vec()),
-    }
+    crate::spec::settings::literal_or_env(setting, "a signing key").map(String::into_bytes)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub mod job;
 mod load;
 pub mod policy;
 mod rules;
-mod settings;
+pub mod settings;
 pub mod transform;
 mod yaml;
 

@@ -11,6 +11,37 @@ use super::files::{
 use super::load::normalize;
 use super::yaml::Positions;
 
+/// Whether `text` is an absolute `http://` or `https://` URL with a host.
+pub fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+/// The value of a setting that may name an environment variable (`env:NAME`) instead of holding
+/// a secret; `what` names the setting in the error.
+pub fn literal_or_env(value: &str, what: &str) -> crate::error::Result<String> {
+    match value.strip_prefix("env:") {
+        Some(var) => std::env::var(var).map_err(|_| {
+            crate::error::Error::user(format!(
+                "{what} names environment variable `{var}`, which is not set"
+            ))
+        }),
+        None => Ok(value.to_string()),
+    }
+}
+
+/// The keys of `settings` only a REST catalog takes that are set.
+pub(super) fn rest_keys_set(settings: &IcebergCatalogSettings) -> Vec<&'static str> {
+    [
+        ("warehouse", settings.warehouse.is_some()),
+        ("token", settings.token.is_some()),
+        ("headers", !settings.headers.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect()
+}
+
 /// Checks the settings of `spec`; answers the warehouse URL and the server settings with TLS
 /// paths resolved against the mesh folder.
 pub fn check(
@@ -33,9 +64,7 @@ pub fn check(
         }
     };
     for (i, hook) in spec.notifications.webhooks.iter().enumerate() {
-        let valid = url::Url::parse(&hook.url)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-        if !valid {
+        if !is_http_url(&hook.url) {
             let (l, c) = pos.value(&[
                 "notifications".into(),
                 "webhooks".into(),
@@ -257,9 +286,7 @@ fn check_iceberg_catalog(
                 "an Iceberg REST catalog needs its `uri` (e.g. http://127.0.0.1:8181)".into(),
             ),
             Some(uri) => {
-                let valid = url::Url::parse(uri)
-                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-                if !valid {
+                if !is_http_url(uri) {
                     report(
                         key("uri"),
                         format!("invalid REST catalog URL `{uri}`; expected http:// or https://"),
@@ -268,22 +295,25 @@ fn check_iceberg_catalog(
             }
         },
         IcebergCatalogKind::Sql => {
-            for (name, set) in [
-                ("name", settings.name.is_some()),
-                ("uri", settings.uri.is_some()),
-                ("warehouse", settings.warehouse.is_some()),
-                ("token", settings.token.is_some()),
-                ("headers", !settings.headers.is_empty()),
-            ] {
-                if set {
-                    report(
-                        key(name),
-                        format!(
-                            "`{name}` is a setting of REST catalogs; add `type: rest`, or remove \
-                             it to use the embedded catalog"
-                        ),
-                    );
-                }
+            let uri = settings.uri.is_some().then_some("uri");
+            for name in uri.into_iter().chain(rest_keys_set(settings)) {
+                report(
+                    key(name),
+                    format!(
+                        "`{name}` is a setting of REST catalogs; add `type: rest`, or remove it \
+                         to use the embedded catalog"
+                    ),
+                );
+            }
+            if settings.name.is_some() {
+                report(
+                    key("name"),
+                    format!(
+                        "`name` is a setting of a source's SQL catalog; the warehouse's embedded \
+                         catalog is always named `{}`",
+                        crate::storage::ICEBERG_CATALOG_NAME
+                    ),
+                );
             }
         }
     }

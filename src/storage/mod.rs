@@ -21,7 +21,7 @@ use datafusion::logical_expr::LogicalPlan;
 
 pub use delta::DeltaStore;
 pub use files::FileStore;
-pub use iceberg::{IcebergCatalog, IcebergStore};
+pub use iceberg::{CATALOG_NAME as ICEBERG_CATALOG_NAME, IcebergCatalog, IcebergStore};
 
 use crate::error::{Error, Result};
 use crate::spec::{Dataset, DatasetKind, DatasetName, Mesh, SourceFormat, TableFormatName};

@@ -350,25 +350,35 @@ pub async fn answer(service: &meshql::service::QueryService, who: &str, sql: &st
         .to_string()
 }
 
-/// Publishes a new version of `finance.gold.revenue_vs_target` without the north region.
-pub async fn publish_without_north(e: &Engine) {
-    use meshql::storage::{CommitMetadata, WriteMode};
+/// Publishes the rows of `sql` into `name` (`domain.layer.dataset`) with `mode`.
+pub async fn publish(
+    e: &Engine,
+    name: &str,
+    sql: &str,
+    mode: meshql::storage::WriteMode,
+) -> meshql::error::Result<meshql::storage::Published> {
     let state = e.session();
-    let plan = e
-        .plan(
-            "SELECT * FROM finance.gold.revenue_vs_target WHERE region <> 'north'",
-            &state,
-        )
-        .await
-        .unwrap();
+    let plan = e.plan(sql, &state).await?;
+    let name = meshql::spec::DatasetName::parse(name).expect("domain.layer.dataset");
     e.catalog()
         .publish(
-            &meshql::spec::DatasetName::new("finance", "gold", "revenue_vs_target"),
+            &name,
             plan,
             &state,
-            &WriteMode::Replace,
-            CommitMetadata::new(),
+            &mode,
+            meshql::storage::CommitMetadata::new(),
         )
         .await
-        .unwrap();
+}
+
+/// Publishes a new version of `finance.gold.revenue_vs_target` without the north region.
+pub async fn publish_without_north(e: &Engine) {
+    publish(
+        e,
+        "finance.gold.revenue_vs_target",
+        "SELECT * FROM finance.gold.revenue_vs_target WHERE region <> 'north'",
+        meshql::storage::WriteMode::Replace,
+    )
+    .await
+    .unwrap();
 }

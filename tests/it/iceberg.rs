@@ -6,7 +6,7 @@ use meshql::error::ErrorKind;
 use meshql::pipeline::NodeStatus;
 use meshql::spec::DatasetName;
 
-use crate::common::{embedded, embedded_count, engine, mesh_with, run_all, runtime};
+use crate::common::{embedded, embedded_count, engine, mesh_with, publish, run_all, runtime};
 
 const MESH: &str = "name: t\ndefault_format: iceberg\ndomains:\n  - name: shop\n";
 
@@ -183,7 +183,7 @@ fn a_dataset_whose_format_changed_is_refused_and_its_table_kept() {
 
 #[test]
 fn concurrent_merges_into_one_iceberg_table_keep_every_writers_rows() {
-    use meshql::storage::{CommitMetadata, WriteMode};
+    use meshql::storage::WriteMode;
     runtime().block_on(async {
         let dir = shop(&[(
             "sql/shop/silver/totals.sql",
@@ -193,16 +193,12 @@ fn concurrent_merges_into_one_iceberg_table_keep_every_writers_rows() {
         assert!(run_all(&e).await.succeeded());
         let name = DatasetName::new("shop", "silver", "totals");
         let merge = |sql: String| {
-            let (e, name) = (e.clone(), name.clone());
+            let e = e.clone();
             async move {
-                let state = e.session();
-                let plan = e.plan(&sql, &state).await.unwrap();
                 let mode = WriteMode::Merge {
                     keys: vec!["id".into()],
                 };
-                e.catalog()
-                    .publish(&name, plan, &state, &mode, CommitMetadata::new())
-                    .await
+                publish(&e, "shop.silver.totals", &sql, mode).await
             }
         };
         // Four writers at once, each inserting its own key and updating row 1: each merge that
@@ -252,7 +248,7 @@ fn concurrent_merges_into_one_iceberg_table_keep_every_writers_rows() {
 
 #[test]
 fn a_layers_format_beats_its_domains_and_ingested_tables_follow_it() {
-    use meshql::storage::{CommitMetadata, WriteMode};
+    use meshql::storage::WriteMode;
     runtime().block_on(async {
         let dir = shop(&[
             (
@@ -269,11 +265,7 @@ fn a_layers_format_beats_its_domains_and_ingested_tables_follow_it() {
         assert!(warehouse.join("silver/clean/_delta_log").is_dir());
         assert!(warehouse.join("gold/totals/metadata").is_dir());
         // A table created by ingest takes its layer's format too (raw: the mesh's, Iceberg).
-        let state = e.session();
-        let plan = e.plan("SELECT 1 AS id", &state).await.unwrap();
-        let name = DatasetName::new("shop", "raw", "events");
-        e.catalog()
-            .publish(&name, plan, &state, &WriteMode::Replace, CommitMetadata::new())
+        publish(&e, "shop.raw.events", "SELECT 1 AS id", WriteMode::Replace)
             .await
             .unwrap();
         assert!(warehouse.join("raw/events/metadata").is_dir());

@@ -6,27 +6,11 @@
 use meshql::ErrorKind;
 use meshql::service::{Call, QueryService, Rpc, Statement};
 use meshql::spec::DatasetName;
-use meshql::storage::{CommitMetadata, WriteMode};
+use meshql::storage::WriteMode;
 
 use crate::common::{
-    add_csv_source, answer, demo_with, engine, meshql_in, publish_without_north, runtime,
+    add_csv_source, answer, demo_with, engine, meshql_in, publish, publish_without_north, runtime,
 };
-
-/// Publishes `sql` as the new version of `name`.
-async fn publish(e: &meshql::engine::Engine, name: &str, sql: &str) {
-    let state = e.session();
-    let plan = e.plan(sql, &state).await.unwrap();
-    e.catalog()
-        .publish(
-            &DatasetName::parse(name).unwrap(),
-            plan,
-            &state,
-            &WriteMode::Replace,
-            CommitMetadata::new(),
-        )
-        .await
-        .unwrap();
-}
 
 async fn refusal(service: &QueryService, who: &str, sql: &str) -> (ErrorKind, String) {
     let call = Call::new(service.principal_named(who).unwrap(), Rpc::DoGet);
@@ -137,8 +121,10 @@ fn old_versions_of_delta_and_iceberg_tables_read_their_exact_rows_governed() {
             &e,
             customers,
             &format!("SELECT * FROM {customers} WHERE orders > 1000000"),
+            WriteMode::Replace,
         )
-        .await;
+        .await
+        .unwrap();
         let version = format!("VERSION AS OF {delta_first}");
         let version: &'static str = Box::leak(version.into_boxed_str());
         assert_eq!(ids("analyst", version).await, masked_then);

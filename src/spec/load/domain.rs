@@ -2,6 +2,7 @@
 
 use super::folders::{load_contracts, load_jobs, load_transforms};
 use super::*;
+use crate::spec::settings::is_http_url;
 use crate::spec::{IcebergCatalogKind, IcebergCatalogSettings, SourceFormat};
 
 pub(super) fn load_domain(
@@ -261,28 +262,18 @@ fn source_catalog(
                     format!("Iceberg catalog file not found: {}", path.display()),
                 );
             }
-            for (name, set) in [
-                ("warehouse", catalog.warehouse.is_some()),
-                ("token", catalog.token.is_some()),
-                ("headers", !catalog.headers.is_empty()),
-            ] {
-                if set {
-                    report(
-                        inner(name),
-                        format!(
-                            "`{name}` is a setting of REST catalogs; a SQL catalog has `uri` and `name`"
-                        ),
-                    );
-                }
+            for name in crate::spec::settings::rest_keys_set(catalog) {
+                report(
+                    inner(name),
+                    format!(
+                        "`{name}` is a setting of REST catalogs; a SQL catalog has `uri` and `name`"
+                    ),
+                );
             }
             resolved.uri = Some(path.display().to_string());
         }
         IcebergCatalogKind::Rest => {
-            let valid = catalog.uri.as_deref().is_some_and(|u| {
-                url::Url::parse(u)
-                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            });
-            if !valid {
+            if !catalog.uri.as_deref().is_some_and(is_http_url) {
                 report(
                     inner("uri"),
                     "a REST catalog needs its `uri`, an http:// or https:// URL".into(),

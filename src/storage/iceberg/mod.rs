@@ -36,7 +36,7 @@ mod catalog;
 mod rest;
 mod write;
 
-pub use catalog::IcebergCatalog;
+pub use catalog::{CATALOG_NAME, IcebergCatalog};
 
 use super::{AsOf, CommitMetadata, Published, TableSnapshot, TableStore, VersionInfo, WriteMode};
 use crate::error::{Error, Result};

@@ -26,6 +26,7 @@ use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::spec::IcebergCatalogSettings;
+use crate::spec::settings::literal_or_env;
 
 /// Longest wait for one answer of the catalog.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,17 +60,8 @@ impl RestCatalog {
         let base = Url::parse(uri)
             .map_err(|e| Error::user(format!("invalid REST catalog URL `{uri}`: {e}")))?;
         let mut headers = HeaderMap::new();
-        let secret = |value: &str, what: &str| -> Result<String> {
-            match value.strip_prefix("env:") {
-                Some(var) => std::env::var(var).map_err(|_| {
-                    Error::user(format!(
-                        "iceberg_catalog.{what} names the environment variable `{var}`, which is \
-                         not set"
-                    ))
-                }),
-                None => Ok(value.to_string()),
-            }
-        };
+        let secret =
+            |value: &str, what: &str| literal_or_env(value, &format!("iceberg_catalog.{what}"));
         let invalid =
             |what: &str| Error::user(format!("iceberg_catalog.{what} is not a valid header"));
         if let Some(token) = &settings.token {
