@@ -180,6 +180,7 @@ def test_an_unreachable_rest_catalog_is_named_and_the_delta_tables_are_still_ser
     ("iceberg_catalog:\n  type: rest\n  uri: ftp://x\n", ["mesh.yaml:", "invalid REST catalog URL `ftp://x`"]),
     ("iceberg_catalog:\n  token: env:X\n", ["mesh.yaml:", "`token` is a setting of REST catalogs"]),
     ("iceberg_catalog:\n  type: glue\n", ["mesh.yaml:", "glue"]),
+    ("iceberg_catalog:\n  name: crm\n", ["mesh.yaml:", ":9: `name` is a setting of a source", "always named `meshql`"]),
 ])
 def test_bad_catalog_settings_are_reported_with_their_position(tmp_path, settings, words):
     mesh = demo_mesh(tmp_path / "mesh")
@@ -229,3 +230,45 @@ def test_a_catalog_answering_nonsense_is_named_and_nothing_is_written(tmp_path):
     output = done.stdout + done.stderr
     assert f"the Iceberg REST catalog `{uri}/` answered `finance.raw.revenue_targets` with something that is not a table" in output, output
     assert not (mesh / "warehouse/finance/raw/revenue_targets/metadata").exists()
+
+
+def test_the_token_is_sent_and_a_refusal_of_it_says_what_to_check(tmp_path):
+    """A catalog that refuses the credentials (401, with a REST error body): the token from the
+    environment was sent as a bearer token, the extra header too, and the error names the
+    setting to fix."""
+    import http.server
+    import json
+    import threading
+
+    seen = []
+
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            seen.append((self.headers.get("Authorization"), self.headers.get("X-Tenant")))
+            body = json.dumps({"error": {"message": "token expired", "type": "NotAuthorizedException",
+                                         "code": 401}}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        mesh = with_rest_catalog(demo_mesh(tmp_path / "mesh"), uri,
+                                 "  token: env:MESHQL_TEST_REST_TOKEN\n  headers:\n    X-Tenant: acme\n")
+        done = run(["run", "--select", "finance.raw.revenue_targets"], mesh,
+                   env=dict(os.environ, MESHQL_TEST_REST_TOKEN="s3cret"))
+    finally:
+        server.shutdown()
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert seen and set(seen) == {("Bearer s3cret", "acme")}, seen
+    assert "refused to read its configuration (401 Unauthorized): token expired; check iceberg_catalog.token" in output, output
+    assert "s3cret" not in output
