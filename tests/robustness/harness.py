@@ -34,7 +34,7 @@ def meshql_binary() -> str:
     exe = os.environ.get("MESHQL_BIN")
     if exe:
         return exe
-    target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/meshql/target"))
+    target = os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
     return str(Path(target) / "release" / "meshql")
 
 
