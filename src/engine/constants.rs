@@ -8,9 +8,11 @@
 //!   constant arithmetic: where it always runs, its error is the query's; in a branch that may
 //!   never run, it becomes a call that raises that error if and when the branch runs.
 //! - A constant is repeated for every row of a batch when it becomes a column: a 1 MiB literal
-//!   (typed, or folded from `repeat('x', 1000000)`) is 8 GiB per batch of 8,192 rows, allocated
-//!   before any pool can refuse it. Constants larger than the per-call value limit divided by
-//!   the batch size are refused.
+//!   (typed, or folded from `repeat('x', 1000000)`) is 16 GiB per batch of 16,384 rows, allocated
+//!   before any pool can refuse it. A constant is charged once per row its node's batches can
+//!   hold — once in a one-row `SELECT` or as what `unnest` spreads there, a batch's worth beside
+//!   a table scan or below a join or an `unnest` that repeats it — and refused past the
+//!   per-call value limit.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{DFSchema, ScalarValue, exec_err, resources_datafusion_err};
+use datafusion::common::{Column, DFSchema, ScalarValue, exec_err, resources_datafusion_err};
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -64,13 +66,8 @@ impl OptimizerRule for CheckConstants {
         config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
         let batch = config.options().execution.batch_size.max(1);
-        let largest = self.limits.max_bytes / batch;
-        plan.transform_up_with_subqueries(|node| {
-            for expr in node.expressions() {
-                check_size(&expr, largest, batch, &self.limits)?;
-            }
-            node.map_expressions(|e| self.fix(e, false))
-        })
+        check_sizes(&plan, batch, &self.limits, false, None)?;
+        plan.transform_up_with_subqueries(|node| node.map_expressions(|e| self.fix(e, false)))
     }
 }
 
@@ -132,17 +129,87 @@ impl CheckConstants {
 }
 
 /// Refuses constants that would exceed the value limit once repeated for a batch.
-fn check_size(expr: &Expr, largest: usize, batch: usize, limits: &ValueLimits) -> Result<()> {
+/// Checks the constants of `plan` and its inputs for what they cost once they become columns.
+///
+/// `multiplied`: an operator above can repeat each row of this node's output (a join, an
+/// `unnest`), so every constant here may be copied a batch's worth of times. `unnested`: this node
+/// feeds an `unnest`, whose own columns it spreads over rows instead of repeating them, with
+/// whether an operator above that `unnest` repeats rows.
+fn check_sizes(
+    plan: &LogicalPlan,
+    batch: usize,
+    limits: &ValueLimits,
+    multiplied: bool,
+    unnested: Option<(&[Column], bool)>,
+) -> Result<()> {
+    let own = rows_per_batch(plan, batch);
+    let rows = if multiplied { batch } else { own };
+    match (plan, unnested) {
+        (LogicalPlan::Projection(p), Some((columns, above))) => {
+            for (expr, column) in p.expr.iter().zip(p.schema.columns()) {
+                let spread = columns.iter().any(|c| c.name == column.name);
+                let rows = if spread && !above { own } else { rows };
+                check_size(expr, rows, limits)?;
+            }
+        }
+        _ => {
+            for expr in plan.expressions() {
+                check_size(&expr, rows, limits)?;
+            }
+        }
+    }
+    // What a subquery computes is joined to every row of its outer query.
+    plan.apply_subqueries(|subquery| {
+        check_sizes(subquery, batch, limits, true, None)?;
+        Ok(TreeNodeRecursion::Jump)
+    })?;
+    let below = multiplied || matches!(plan, LogicalPlan::Join(_) | LogicalPlan::Unnest(_));
+    let unnest = match plan {
+        LogicalPlan::Unnest(u) => Some((u.exec_columns.as_slice(), multiplied)),
+        _ => None,
+    };
+    for input in plan.inputs() {
+        check_sizes(input, batch, limits, below, unnest)?;
+    }
+    Ok(())
+}
+
+/// The most rows a batch evaluating `node`'s expressions can hold: what its inputs can produce
+/// when the plan knows (a one-row `SELECT` without `FROM`, a `VALUES` list, a `LIMIT`), capped by
+/// the batch size. A constant becomes a column of that many copies at most.
+fn rows_per_batch(node: &LogicalPlan, batch: usize) -> usize {
+    let rows = match node {
+        // Each literal of a VALUES list is one cell of one row.
+        LogicalPlan::Values(_) => Some(1),
+        // Pushed-down filters run on every batch the scan reads.
+        LogicalPlan::TableScan(_) => None,
+        _ => node.inputs().iter().try_fold(1usize, |rows, input| {
+            Some(rows.saturating_mul(input.max_rows()?))
+        }),
+    };
+    rows.unwrap_or(batch).clamp(1, batch)
+}
+
+/// Refuses a literal of `expr` that, repeated for `rows` rows, would pass the value limit.
+fn check_size(expr: &Expr, rows: usize, limits: &ValueLimits) -> Result<()> {
     expr.apply(|e| {
         if let Expr::Literal(v, _) = e {
             let size = v.size();
-            if size > largest {
+            let total = size as u128 * rows as u128;
+            if total > limits.max_bytes as u128 {
+                let repeated = if rows == 1 {
+                    String::new()
+                } else {
+                    format!(
+                        ", repeated on each of up to {rows} rows of a batch, would take {}",
+                        human(total)
+                    )
+                };
                 return Err(resources_datafusion_err!(
-                    "a constant of {} would take {} as a column of a batch of {batch} rows; \
-                     constants are limited to {} ({})",
+                    "a constant of {}{repeated}; one value may take at most {} ({}): use a \
+                     smaller constant, or raise that setting",
                     human(size as u128),
-                    human(size as u128 * batch as u128),
-                    human(largest as u128),
+                    human(limits.max_bytes as u128),
                     limits.setting
                 ));
             }
@@ -229,8 +296,12 @@ mod tests {
     use datafusion::prelude::SessionContext;
 
     fn context() -> SessionContext {
+        context_with(64 << 20)
+    }
+
+    fn context_with(max_bytes: usize) -> SessionContext {
         let limits = ValueLimits {
-            max_bytes: 64 << 20,
+            max_bytes,
             setting: "test.limit",
         };
         SessionContext::new_with_state(super::checked(SessionContext::new().state(), limits))
@@ -284,5 +355,53 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn a_constant_is_charged_for_the_rows_it_is_repeated_on() {
+        let ctx = context_with(1 << 20);
+        let rows = |sql: String| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(&sql).await?.collect().await?;
+                Ok::<_, datafusion::error::DataFusionError>(
+                    batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                )
+            }
+        };
+        let big = "x".repeat(200_000);
+        // Once: a one-row SELECT, what unnest spreads over rows, a VALUES cell.
+        assert_eq!(rows(format!("SELECT '{big}' AS v")).await.unwrap(), 1);
+        assert_eq!(
+            rows("SELECT unnest(range(0, 100000)) AS value".into())
+                .await
+                .unwrap(),
+            100_000
+        );
+        assert_eq!(
+            rows(format!("SELECT * FROM (VALUES ('{big}'), ('a')) t(v)"))
+                .await
+                .unwrap(),
+            2
+        );
+        // A batch's worth: beside a scan, repeated by unnest or by a join.
+        for sql in [
+            format!("SELECT '{big}' FROM generate_series(1, 10)"),
+            format!("SELECT unnest(range(0, 10)) AS n, '{big}' AS v"),
+            format!("SELECT v FROM (SELECT '{big}' AS v) CROSS JOIN generate_series(1, 10)"),
+        ] {
+            let err = rows(sql).await.unwrap_err();
+            let ours = crate::error::Error::from(err);
+            assert_eq!(
+                ours.kind(),
+                crate::error::ErrorKind::ResourceExhausted,
+                "{ours}"
+            );
+            assert!(
+                ours.message()
+                    .contains("one value may take at most 1 MiB (test.limit)"),
+                "{ours}"
+            );
+        }
     }
 }

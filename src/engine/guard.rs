@@ -76,6 +76,8 @@ pub fn parse(sql: &str, limits: SqlLimits) -> Result<DfStatement> {
     check_nesting(&statement, limits.max_expr_depth)?;
     let mut statement = statement;
     flatten_else_case(&mut statement);
+    super::rewrites::name_recursive_columns(&mut statement);
+    super::rewrites::distinct_over_using_joins(&mut statement);
     clamp_limits(&mut statement);
     check_shapes(&statement)?;
     number_question_marks(&mut statement)?;
@@ -217,6 +219,15 @@ impl Visitor for Shapes {
                     t.data_type, t.value, t.data_type
                 )));
             }
+            // `x IN (SELECT FROM t)`: a subquery of no columns, which DataFusion indexes anyway.
+            Expr::InSubquery { subquery, .. } | Expr::Subquery(subquery)
+                if returns_no_columns(subquery) =>
+            {
+                return ControlFlow::Break(Error::user(
+                    "a subquery used as a value or after IN must return one column; \
+                     `SELECT FROM ...` returns none",
+                ));
+            }
             // DataFusion's kernels do not all handle decimals of negative scale.
             Expr::Cast { data_type, .. } if negative_scale(data_type) => {
                 return ControlFlow::Break(Error::user(format!(
@@ -234,6 +245,15 @@ impl Visitor for Shapes {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Whether `query` is a `SELECT` with an empty list of columns (PostgreSQL's `SELECT FROM t`).
+fn returns_no_columns(query: &Query) -> bool {
+    let mut body = query.body.as_ref();
+    while let SetExpr::Query(inner) = body {
+        body = inner.body.as_ref();
+    }
+    matches!(body, SetExpr::Select(select) if select.projection.is_empty())
 }
 
 fn negative_scale(t: &DataType) -> bool {
@@ -511,6 +531,25 @@ mod tests {
         let err = parse(&format!("SELECT {nested} FROM t"), SqlLimits::default()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
         assert!(err.message().contains("nested deeper than 12"), "{err}");
+    }
+
+    #[test]
+    fn subqueries_of_no_columns_are_the_users_mistake() {
+        for sql in [
+            "SELECT * FROM t WHERE a NOT IN (SELECT FROM u WHERE b > 1)",
+            "SELECT (SELECT FROM u) AS x",
+        ] {
+            let err = parse(sql, SqlLimits::default()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::UserInput, "{sql}: {err}");
+            assert!(err.message().contains("must return one column"), "{err}");
+        }
+        assert!(
+            parse(
+                "SELECT * FROM t WHERE a IN (SELECT b FROM u)",
+                SqlLimits::default()
+            )
+            .is_ok()
+        );
     }
 
     #[test]

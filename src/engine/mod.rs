@@ -1,7 +1,8 @@
 //! The query engine: one DataFusion setup shared by the server, the CLI and the pipeline.
 //!
 //! It owns the session template (federated catalog, `information_schema`, shared runtime), turns
-//! SQL into plans under the [`guard`] limits, plans on the [`planner`] pool under a time budget,
+//! SQL into plans under the [`guard`] limits (with the [`rewrites`] of valid SQL DataFusion
+//! refuses), plans on the [`planner`] pool under a time budget,
 //! guards the functions that build unbounded values ([`functions`]) and runs plans as streams
 //! that turn a panic into an error ([`stream`]).
 
@@ -14,6 +15,7 @@ mod memory;
 mod operators;
 mod overview;
 mod planner;
+mod rewrites;
 mod stream;
 mod time_travel;
 
@@ -326,7 +328,16 @@ impl Engine {
                         Some(versions) => versions.into_state(&state)?,
                         None => state,
                     };
-                    let plan = state.statement_to_plan(statement).await?;
+                    let plan = match state.statement_to_plan(statement.clone()).await {
+                        Err(e) if e.to_string().contains(rewrites::DUPLICATE_NAMES) => {
+                            let mut statement = statement;
+                            if !rewrites::alias_duplicate_names(&mut statement) {
+                                return Err(e.into());
+                            }
+                            state.statement_to_plan(statement).await?
+                        }
+                        planned => planned?,
+                    };
                     // A second line of defence behind the guard: no DDL, DML or statement plans.
                     SQLOptions::new()
                         .with_allow_ddl(false)

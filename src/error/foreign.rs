@@ -23,18 +23,30 @@ use super::{Error, ErrorKind};
 const BUG_NOTE: &str = "This issue was likely caused by a bug in DataFusion's code";
 
 /// DataFusion errors raised as `Internal` that are answers to a user's mistake (each reported
-/// upstream-worthy; see the closing notes). Matched on the message because DataFusion gives
-/// them no variant of their own.
-const USER_MISTAKES_REPORTED_AS_INTERNAL: &[&str] = &[
+/// upstream-worthy; see the closing notes), with what to do instead where DataFusion's words do
+/// not say it. Matched on the message because DataFusion gives them no variant of their own.
+const USER_MISTAKES_REPORTED_AS_INTERNAL: &[(&str, &str)] = &[
     // `sha256(CAST(x AS SMALLINT))`: no signature matches; type coercion says Internal.
-    "failed to match any signature",
+    ("failed to match any signature", ""),
     // `range(STRUCT ...)` and similar: argument types no signature accepts.
-    "does not support zero arguments",
-    "Unsupported data type",
+    ("does not support zero arguments", ""),
+    ("Unsupported data type", ""),
     // `regexp_like(x, '\\1')`: an invalid pattern, wrapped by `regexp_like` as Internal.
-    "Regular expression did not compile",
+    ("Regular expression did not compile", ""),
     // `true BETWEEN 1 AND 2`: bounds of a type the expression cannot be compared with.
-    "in BETWEEN expression",
+    ("in BETWEEN expression", ""),
+    // `first_value(x) OVER (ORDER BY row(month))`: a window frame ordered by a struct.
+    (
+        "Cannot run range queries on datatype",
+        "a window's ORDER BY must be a number, text, date or time value when its frame is a \
+         RANGE (the default); order by the fields of the struct, or use ROWS BETWEEN",
+    ),
+    // `max(arrow_metadata(x))`: min/max of a type without an order (maps).
+    (
+        "accumulator not implemented for type",
+        "min and max need values that have an order; maps have none: aggregate one of their \
+         entries (`m['key']`) instead",
+    ),
 ];
 
 /// One step of the walk: a final answer, or the next cause to look at.
@@ -121,13 +133,14 @@ fn datafusion<'a>(err: &'a DataFusionError, prefixes: &mut Vec<String>) -> Step<
         D::SchemaError(e, _) => done(ErrorKind::UserInput, &e.to_string()),
         D::NotImplemented(msg) => done(ErrorKind::UserInput, &format!("not supported: {msg}")),
         D::ResourcesExhausted(msg) => done(ErrorKind::ResourceExhausted, msg),
-        D::Internal(msg)
-            if USER_MISTAKES_REPORTED_AS_INTERNAL
-                .iter()
-                .any(|m| msg.contains(m)) =>
+        D::Internal(msg) => match USER_MISTAKES_REPORTED_AS_INTERNAL
+            .iter()
+            .find(|(needle, _)| msg.contains(needle))
         {
-            done(ErrorKind::UserInput, msg)
-        }
+            Some((_, "")) => done(ErrorKind::UserInput, msg),
+            Some((_, hint)) => done(ErrorKind::UserInput, &format!("{}: {hint}", clean(msg))),
+            None => done(ErrorKind::Internal, msg),
+        },
         other => done(ErrorKind::Internal, &other.to_string()),
     }
 }

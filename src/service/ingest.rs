@@ -111,7 +111,7 @@ impl QueryService {
             Some((DatasetKind::Job(_), file)) => {
                 return Err(Error::permission(format!(
                     "`{name}` is written by the job {}; run that job instead of ingesting",
-                    file.display()
+                    self.engine.mesh().shown(file)
                 )));
             }
             _ => {}

@@ -134,6 +134,18 @@ pub struct Source {
 }
 
 impl Mesh {
+    /// How a file of the mesh is named to a client: relative to the mesh folder (a client has
+    /// no business knowing where the server keeps it), or by its name alone when it lies
+    /// elsewhere (a domain listed by path from another repository).
+    pub fn shown(&self, file: &Path) -> String {
+        match file.strip_prefix(&self.root) {
+            Ok(relative) => relative.display().to_string(),
+            Err(_) => file
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        }
+    }
+
     /// Loads and validates the mesh in `dir` (the folder holding `catalog/mesh.yaml`).
     pub fn load(dir: impl AsRef<Path>) -> Result<Mesh, Diagnostics> {
         load::load(dir.as_ref())

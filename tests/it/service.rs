@@ -142,6 +142,28 @@ fn ingest_targets_runs_and_cancellation_are_decided_by_the_service() {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        // A job's table names the job by its place in the mesh, never the server's folders.
+        let (schema, stream) = upload();
+        let err = service
+            .ingest(
+                &sales,
+                &path,
+                &target("raw", "transactions"),
+                schema,
+                stream,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        assert!(
+            err.message()
+                .contains("the job catalog/sales/jobs/ingest_sales.json;"),
+            "{err}"
+        );
+        assert!(
+            !err.message().contains(&*dir.path().to_string_lossy()),
+            "{err}"
+        );
         let (schema, stream) = upload();
         let rows = service
             .ingest(&sales, &path, &target("raw", "uploads"), schema, stream)

@@ -102,6 +102,17 @@ def test_empty_tickets_and_empty_uploads_are_answered(server):
         client.do_get(flight.Ticket(b""), options=options).read_all()
     assert "not a ticket of this server" in str(err.value)
     assert "Unimplemented" not in str(err.value)
+    # Bytes that do not decode, and a known message type with a broken body: the user's error in
+    # words, never the decoder's debug dump nor Internal.
+    type_url = b"type.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery"
+    broken = b"\x0a" + bytes([len(type_url)]) + type_url + b"\x12\x02\x0a\xff"
+    for ticket in (b"\xff\x00garbage\x01", broken):
+        with pytest.raises(Exception) as err:
+            client.do_get(flight.Ticket(ticket), options=options).read_all()
+        # pyarrow raises InvalidArgument as ArrowInvalid (Internal would be FlightInternalError).
+        assert isinstance(err.value, pa.ArrowInvalid), repr(err.value)
+        assert "not a ticket of this server" in str(err.value), err.value
+        assert "DecodeError" not in str(err.value), err.value
     # ADBC sends nothing at all for an upload of no rows: a clear error, not Unimplemented.
     with connect(server.uri, "sales") as conn, conn.cursor() as cur:
         empty = pa.table({"id": pa.array([], pa.int64())})

@@ -5,7 +5,8 @@
 //! tickets), `prepared` (prepared statements), `metadata` (listings), `sql_info` (GetSqlInfo,
 //! GetXdbcTypeInfo), `session` (session options), `ingest` (bulk ingest) and `actions` (meshql's
 //! custom actions, cancellation) — which translate between the protocol and [`QueryService`].
-//! How results travel is in `wire`; signed tickets and handles in `ticket`.
+//! How results travel is in `wire`; signed tickets and handles in `ticket`; bytes that are not a
+//! Flight SQL message are answered in `undecodable`.
 
 mod actions;
 mod ingest;
@@ -17,6 +18,7 @@ mod sql_info;
 mod state;
 mod statement;
 mod ticket;
+mod undecodable;
 mod wire;
 
 pub use actions::RUN_PIPELINE;

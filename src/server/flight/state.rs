@@ -8,6 +8,7 @@ use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::{Request, Status};
 
+use super::undecodable::Undecodable;
 use super::{session, sql_info};
 use crate::error::{Error, Result};
 use crate::governance::Principal;
@@ -64,9 +65,9 @@ impl FlightSql {
     pub fn into_grpc(
         self,
         max_message_bytes: usize,
-    ) -> InterceptedService<FlightServiceServer<FlightSql>, Authenticate> {
+    ) -> InterceptedService<FlightServiceServer<Undecodable>, Authenticate> {
         let authenticate = Authenticate(Arc::clone(&self.service));
-        let grpc = FlightServiceServer::new(self)
+        let grpc = FlightServiceServer::new(Undecodable(self))
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes);
         InterceptedService::new(grpc, authenticate)
