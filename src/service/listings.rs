@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use futures::{StreamExt, TryStreamExt};
 
 use super::api::QueryService;
@@ -13,7 +13,7 @@ use super::audit::AuditRecord;
 use super::rpc::Call;
 use crate::catalog::{MeshCatalog, SYSTEM_CATALOG, system_schema, system_tables};
 use crate::error::Result;
-use crate::spec::{Action, DatasetName};
+use crate::spec::{Action, DatasetName, Mesh};
 
 /// Which tables a listing asks for (Flight SQL's GetTables filters).
 #[derive(Debug, Clone, Default)]
@@ -24,6 +24,10 @@ pub struct TableFilter {
     pub schema_pattern: Option<String>,
     pub table_pattern: Option<String>,
 }
+
+/// The column metadata key under which listed schemas carry a column's description from the
+/// product's contract; each front end shows it in its own words (Flight SQL's remarks).
+pub const DESCRIPTION: &str = "description";
 
 /// One listed table: its name and, when asked for, the schema its columns have.
 #[derive(Debug, Clone)]
@@ -144,7 +148,15 @@ impl QueryService {
             .buffered(LISTED_AT_ONCE)
             .try_collect()
             .await?;
-        Ok(listed.into_iter().flatten().collect())
+        let mesh = self.engine.mesh();
+        Ok(listed
+            .into_iter()
+            .flatten()
+            .map(|table| ListedTable {
+                schema: table.schema.map(|s| described(mesh, &table.name, s)),
+                ..table
+            })
+            .collect())
     }
 
     /// The primary-key columns of `table` (in a domain and layer, when given) that the
@@ -238,6 +250,29 @@ async fn listed_table(
         },
     };
     Ok(Some(ListedTable { name, schema }))
+}
+
+/// `schema` with each column the dataset's contract documents described under [`DESCRIPTION`].
+fn described(mesh: &Mesh, name: &DatasetName, schema: SchemaRef) -> SchemaRef {
+    let Some(contract) = mesh.dataset(name).and_then(|d| d.contract.as_ref()) else {
+        return schema;
+    };
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let documented = contract.columns.iter().find(|c| c.name == *field.name());
+            match documented.and_then(|c| c.description.clone()) {
+                Some(text) => {
+                    let mut metadata = field.metadata().clone();
+                    metadata.insert(DESCRIPTION.to_string(), text);
+                    Arc::new(field.as_ref().clone().with_metadata(metadata))
+                }
+                None => Arc::clone(field),
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// SQL `LIKE` matching with `%`, `_` and `\` as escape, as Flight SQL filter patterns use. Runs in

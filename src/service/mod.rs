@@ -29,7 +29,7 @@ pub use api::QueryService;
 pub use audit::{AuditLog, AuditRecord};
 pub use cancel::{CancelKey, cancel_key};
 pub use ingest::{IfExists, IfMissing, IngestTarget};
-pub use listings::{KeyColumn, ListedTable, TableFilter, like};
+pub use listings::{DESCRIPTION, KeyColumn, ListedTable, TableFilter, like};
 pub use plans::{PlanCache, PlanStats};
 pub use query::{Planned, Statement, bind};
 pub use results::{CacheStats, ResultCache};

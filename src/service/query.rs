@@ -1,14 +1,15 @@
 //! Queries as a principal: plan (guard, read-only check, governance rewrite) and run (admission,
 //! planning within the deadline, execution as a [`QueryStream`] with its limits and audit).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use futures::stream::AbortHandle;
 
 use super::api::QueryService;
@@ -315,7 +316,7 @@ fn bind_first(plan: LogicalPlan, params: Option<&RecordBatch>) -> Result<Logical
 
 /// Binds one row of parameter values to the plan's placeholders, `$1` first.
 pub fn bind(plan: LogicalPlan, row: &RecordBatch) -> Result<LogicalPlan> {
-    let types = plan.get_parameter_types()?;
+    let types = parameter_types(&plan)?;
     if row.num_columns() != types.len() {
         return Err(Error::user(format!(
             "the statement has {} parameter(s) but {} value(s) were bound",
@@ -342,10 +343,32 @@ pub fn bind(plan: LogicalPlan, row: &RecordBatch) -> Result<LogicalPlan> {
     Ok(plan.with_param_values(values)?)
 }
 
-/// `$1`, `$2`, ... in numeric order, typed where the plan infers a type (`Null` otherwise).
+/// The types of the plan's placeholders, where the plan infers them; a `LIMIT` or `OFFSET`
+/// count, which DataFusion leaves untyped, is a `BIGINT`.
+fn parameter_types(plan: &LogicalPlan) -> Result<HashMap<String, Option<DataType>>> {
+    let mut types = plan.get_parameter_types()?;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Limit(limit) = node {
+            for count in [&limit.skip, &limit.fetch].into_iter().flatten() {
+                if let Expr::Placeholder(p) = count.as_ref() {
+                    types
+                        .entry(p.id.clone())
+                        .and_modify(|t| {
+                            t.get_or_insert(DataType::Int64);
+                        })
+                        .or_insert(Some(DataType::Int64));
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(types)
+}
+
+/// `$1`, `$2`, ... in numeric order, typed where the plan infers a type; text otherwise (as
+/// PostgreSQL types what it cannot infer), so that every client can send a value.
 fn parameter_schema(plan: &LogicalPlan) -> Result<Schema> {
-    let mut params: Vec<(usize, String, Option<DataType>)> = plan
-        .get_parameter_types()?
+    let mut params: Vec<(usize, String, Option<DataType>)> = parameter_types(plan)?
         .into_iter()
         .map(|(name, t)| {
             let n = name.trim_start_matches('$').parse::<usize>().map_err(|_| {
@@ -359,7 +382,7 @@ fn parameter_schema(plan: &LogicalPlan) -> Result<Schema> {
     params.sort_by_key(|(n, ..)| *n);
     let fields: Vec<Field> = params
         .into_iter()
-        .map(|(_, name, t)| Field::new(name, t.unwrap_or(DataType::Null), true))
+        .map(|(_, name, t)| Field::new(name, t.unwrap_or(DataType::Utf8), true))
         .collect();
     Ok(Schema::new(fields))
 }

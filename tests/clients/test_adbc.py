@@ -194,6 +194,13 @@ def test_current_catalog_and_schema_through_session_options(connect):
         conn.adbc_connection.set_options(**{"adbc.connection.catalog": "no_such_domain"})
 
 
+def test_current_catalog_reads_the_defaults_without_a_session(connect):
+    # Without the cookie middleware (the ADBC driver's default) no session survives a call; the
+    # current catalog and schema read back are where unqualified names resolve: the defaults.
+    conn = connect("analyst")
+    assert (conn.adbc_current_catalog, conn.adbc_current_db_schema) == ("sales", "raw")
+
+
 def test_ingest_create_append_replace(connect):
     import pyarrow as pa
 

@@ -461,9 +461,14 @@ fn session_options_set_the_current_domain_and_layer() {
         assert_eq!(got.session_options["catalog"], text("sales"));
         assert_eq!(got.session_options["schema"], text("gold"));
 
-        // After CloseSession, names resolve against the defaults again.
+        // After CloseSession, names resolve against the defaults again, and the options read
+        // back say so (a client never reads "no current catalog").
         let _: (CloseSessionResult, _) =
             act(&mut raw, "CloseSession", vec![], &token, Some(&cookie)).await;
+        let (got, _): (GetSessionOptionsResult, _) =
+            act(&mut raw, "GetSessionOptions", vec![], &token, Some(&cookie)).await;
+        assert_eq!(got.session_options["catalog"], text("sales"));
+        assert_eq!(got.session_options["schema"], text("raw"));
         let err = c
             .execute("SELECT count(*) FROM daily_revenue".into(), None)
             .await

@@ -14,7 +14,7 @@ use futures::TryStreamExt;
 use super::state::FlightSql;
 use super::statement;
 use super::ticket::{Purpose, SignedStatement};
-use super::wire::{decode_batch, encode_batch, ipc_schema, wire_schema};
+use super::wire::{decode_batch, encode_batch, ipc_schema, wire_parameters, wire_schema};
 use crate::engine::SearchPath;
 use crate::error::{Error, Result};
 use crate::service::Call;
@@ -32,7 +32,7 @@ pub async fn create(
     Ok(ActionCreatePreparedStatementResult {
         prepared_statement_handle: handle.into(),
         dataset_schema: ipc_schema(&dataset)?.into(),
-        parameter_schema: ipc_schema(&planned.parameters)?.into(),
+        parameter_schema: ipc_schema(&wire_parameters(&planned.parameters))?.into(),
     })
 }
 

@@ -123,7 +123,7 @@ impl FlightSqlService for FlightSql {
         }
         let path = self
             .sessions
-            .search_path(&self.service, &request, &call.principal);
+            .search_path(&self.service, &request, &call.principal)?;
         let info =
             statement::flight_info(self, &call, &path, &query.query, None, request.into_inner())
                 .await?;
@@ -178,7 +178,7 @@ impl FlightSqlService for FlightSql {
         }
         let path = self
             .sessions
-            .search_path(&self.service, &request, &call.principal);
+            .search_path(&self.service, &request, &call.principal)?;
         Ok(prepared::create(self, &call, &path, &query.query).await?)
     }
 
@@ -432,7 +432,7 @@ impl FlightSqlService for FlightSql {
         let call = self.call(&request, Rpc::StatementIngest)?;
         let path = self
             .sessions
-            .search_path(&self.service, &request, &call.principal);
+            .search_path(&self.service, &request, &call.principal)?;
         let rows = ingest::ingest(self, &call, &path, command, request.into_inner()).await?;
         Ok(rows as i64)
     }
@@ -539,7 +539,7 @@ impl FlightSqlService for FlightSql {
             }
             session::GET_SESSION_OPTIONS => self
                 .sessions
-                .options(session_id.as_deref(), &call.principal)
+                .options(&self.service, session_id.as_deref(), &call.principal)
                 .encode_to_vec(),
             session::CLOSE_SESSION => self
                 .sessions

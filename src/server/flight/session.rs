@@ -10,6 +10,7 @@ use std::time::Duration;
 use tonic::Request;
 
 use crate::engine::SearchPath;
+use crate::error::{Error, Result};
 use crate::governance::Principal;
 use crate::proto::session::session_option_value::OptionValue;
 use crate::proto::session::set_session_options_result::{Error as OptionError, ErrorValue};
@@ -24,6 +25,10 @@ pub const SESSION_COOKIE: &str = "arrow_flight_session_id";
 pub const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
 pub const GET_SESSION_OPTIONS: &str = "GetSessionOptions";
 pub const CLOSE_SESSION: &str = "CloseSession";
+/// Request headers choosing where unqualified names resolve for one call: the JDBC driver
+/// sends connection properties it does not know (`schema=`, `catalog=`) as headers.
+const CATALOG_HEADER: &str = "catalog";
+const SCHEMA_HEADER: &str = "schema";
 
 #[derive(Debug, Clone, Default)]
 struct Session {
@@ -66,28 +71,48 @@ impl Sessions {
             .filter(|s| s.principal == principal.name)
     }
 
-    /// Where unqualified names resolve for this request: the session's catalog and schema, or
-    /// the engine's defaults.
+    /// Where unqualified names resolve for this request: the `catalog` and `schema` request
+    /// headers when sent (the JDBC driver sends its `schema=` URL property so, on every call),
+    /// else the session's catalog and schema, else the engine's defaults.
     pub fn search_path<T>(
         &self,
         service: &QueryService,
         request: &Request<T>,
         principal: &Principal,
-    ) -> SearchPath {
-        let engine = service.engine();
-        let default = engine.default_path().clone();
-        let Some(session) = self.get(Self::id_of(request).as_deref(), principal) else {
-            return default;
+    ) -> Result<SearchPath> {
+        let session = self.get(Self::id_of(request).as_deref(), principal);
+        let mut path = effective_path(service, session.as_ref());
+        let header = |name: &str| {
+            request
+                .metadata()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
         };
-        let domain = session.catalog.unwrap_or(default.domain);
-        let layer = session.schema.unwrap_or_else(|| {
-            engine
+        let engine = service.engine();
+        if let Some(domain) = header(CATALOG_HEADER) {
+            let Some(found) = engine.mesh().domain(&domain) else {
+                return Err(Error::not_found(format!(
+                    "the `{CATALOG_HEADER}` header names `{domain}`, which is no domain of this mesh"
+                )));
+            };
+            path.layer = found.layers.first().cloned().unwrap_or(path.layer);
+            path.domain = domain;
+        }
+        if let Some(layer) = header(SCHEMA_HEADER) {
+            let known = engine
                 .mesh()
-                .domain(&domain)
-                .and_then(|d| d.layers.first().cloned())
-                .unwrap_or(default.layer)
-        });
-        SearchPath { domain, layer }
+                .domain(&path.domain)
+                .is_some_and(|d| d.layers.contains(&layer));
+            if !known {
+                return Err(Error::not_found(format!(
+                    "the `{SCHEMA_HEADER}` header names `{layer}`, which is no layer of domain `{}`",
+                    path.domain
+                )));
+            }
+            path.layer = layer;
+        }
+        Ok(path)
     }
 
     /// Applies options; answers the result and the id of a session created for the request.
@@ -165,20 +190,26 @@ impl Sessions {
         (SetSessionOptionsResult { errors }, created)
     }
 
-    pub fn options(&self, id: Option<&str>, principal: &Principal) -> GetSessionOptionsResult {
-        let mut session_options = std::collections::HashMap::new();
-        if let Some(s) = self.get(id, principal) {
-            for (name, value) in [("catalog", s.catalog), ("schema", s.schema)] {
-                if let Some(v) = value {
-                    session_options.insert(
-                        name.to_string(),
-                        SessionOptionValue {
-                            option_value: Some(OptionValue::StringValue(v)),
-                        },
-                    );
-                }
-            }
-        }
+    /// The session's options as clients read them back (the ADBC driver's current catalog and
+    /// schema, the JDBC driver's `getCatalog()` and `getSchema()`): always the catalog and schema
+    /// unqualified names resolve in, the defaults when the client has set nothing or keeps no
+    /// session cookie, so a client never reads "no current catalog" where there is one.
+    pub fn options(
+        &self,
+        service: &QueryService,
+        id: Option<&str>,
+        principal: &Principal,
+    ) -> GetSessionOptionsResult {
+        let path = effective_path(service, self.get(id, principal).as_ref());
+        let session_options = [("catalog", path.domain), ("schema", path.layer)]
+            .into_iter()
+            .map(|(name, value)| {
+                let value = SessionOptionValue {
+                    option_value: Some(OptionValue::StringValue(value)),
+                };
+                (name.to_string(), value)
+            })
+            .collect();
         GetSessionOptionsResult { session_options }
     }
 
@@ -192,6 +223,25 @@ impl Sessions {
             status: close_session_result::Status::Closed as i32,
         }
     }
+}
+
+/// The catalog (domain) and schema (layer) a session resolves unqualified names in: what it set,
+/// else the domain's first layer, else the engine's defaults.
+fn effective_path(service: &QueryService, session: Option<&Session>) -> SearchPath {
+    let engine = service.engine();
+    let default = engine.default_path().clone();
+    let Some(session) = session else {
+        return default;
+    };
+    let domain = session.catalog.clone().unwrap_or(default.domain);
+    let layer = session.schema.clone().unwrap_or_else(|| {
+        engine
+            .mesh()
+            .domain(&domain)
+            .and_then(|d| d.layers.first().cloned())
+            .unwrap_or(default.layer)
+    });
+    SearchPath { domain, layer }
 }
 
 fn error(value: ErrorValue) -> OptionError {

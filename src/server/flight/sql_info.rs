@@ -106,9 +106,12 @@ pub fn sql_info(state: &SessionState, max_sql_bytes: usize, ingest: bool) -> Res
     // Bitmask of SupportedAnsi92SqlGrammarLevel: entry (0) and intermediate (1).
     b.append(SqlInfo::SqlAnsi92SupportedLevel, 0b11i32);
     b.append(SqlInfo::SqlSupportsIntegrityEnhancementFacility, false);
+    // The protocol calls this an enum value, but the Flight SQL JDBC driver (18.3) reads it as a
+    // bitmask of 1 << level, as Java's own SqlInfoBuilder writes it: limited (1) and full (2).
     b.append(
         SqlInfo::SqlOuterJoinsSupportLevel,
-        SqlOuterJoinsSupportLevel::SqlFullOuterJoins as i32,
+        (1i32 << SqlOuterJoinsSupportLevel::SqlLimitedOuterJoins as i32)
+            | (1i32 << SqlOuterJoinsSupportLevel::SqlFullOuterJoins as i32),
     );
     // A catalog is a domain, a schema a layer.
     b.append(SqlInfo::SqlSchemaTerm, "layer");

@@ -10,7 +10,7 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::{IpcMessage, SchemaAsIpc};
 use datafusion::arrow::array::{Array, ArrayRef, BinaryViewArray, StringViewArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -23,17 +23,55 @@ pub type DoGetStream = std::pin::Pin<
     Box<dyn Stream<Item = std::result::Result<arrow_flight::FlightData, Status>> + Send>,
 >;
 
-/// The schema sent to clients: view types become their classic forms unless `keep_views`.
+/// Flight SQL's column metadata keys (what the JDBC driver's `ResultSetMetaData` and
+/// `DatabaseMetaData.getColumns` read).
+const PRECISION: &str = "ARROW:FLIGHT:SQL:PRECISION";
+const SCALE: &str = "ARROW:FLIGHT:SQL:SCALE";
+const REMARKS: &str = "ARROW:FLIGHT:SQL:REMARKS";
+
+/// The schema sent to clients: view types become their classic forms unless `keep_views`;
+/// decimals carry their precision and scale, and columns their description (from the contract,
+/// see [`crate::service::DESCRIPTION`]), as Flight SQL column metadata.
 pub fn wire_schema(schema: &Schema, keep_views: bool) -> Schema {
-    if keep_views {
-        return schema.clone();
-    }
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|f| f.as_ref().clone().with_data_type(unview(f.data_type())))
+        .map(|f| {
+            let mut field = f.as_ref().clone();
+            if !keep_views {
+                field = field.with_data_type(unview(f.data_type()));
+            }
+            let mut metadata = field.metadata().clone();
+            if let DataType::Decimal128(p, s) | DataType::Decimal256(p, s) = f.data_type() {
+                metadata.insert(PRECISION.into(), p.to_string());
+                metadata.insert(SCALE.into(), s.to_string());
+            }
+            if let Some(text) = metadata.remove(crate::service::DESCRIPTION) {
+                metadata.insert(REMARKS.into(), text);
+            }
+            field.with_metadata(metadata)
+        })
         .collect();
     Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// The parameter schema of a prepared statement, as [`wire_schema`]; timestamps are declared
+/// in milliseconds, the unit the Flight SQL JDBC driver (18.3) writes whatever the declared
+/// one (binding casts values to the statement's own type).
+pub fn wire_parameters(schema: &Schema) -> Schema {
+    let wire = wire_schema(schema, false);
+    let fields: Vec<Field> = wire
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Timestamp(_, tz) => f
+                .as_ref()
+                .clone()
+                .with_data_type(DataType::Timestamp(TimeUnit::Millisecond, tz.clone())),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new(fields)
 }
 
 fn unview(t: &DataType) -> DataType {
@@ -80,15 +118,46 @@ pub fn encode(
     schema: SchemaRef,
     batches: impl Stream<Item = Result<RecordBatch>> + Send + 'static,
 ) -> DoGetStream {
+    encode_within(schema, batches, crate::server::MAX_MESSAGE_BYTES)
+}
+
+/// [`encode`] with messages of at most `max_bytes`. Batches are cut into messages of a few
+/// megabytes by rows; a single row that still needs more than `max_bytes` (an `array_agg` of
+/// millions of values) ends the stream with ResourceExhausted instead of a transport error.
+fn encode_within(
+    schema: SchemaRef,
+    batches: impl Stream<Item = Result<RecordBatch>> + Send + 'static,
+    max_bytes: usize,
+) -> DoGetStream {
+    const TARGET_MESSAGE_BYTES: usize = 2 << 20;
     let batches = batches.map_err(|e| FlightError::from(Status::from(e)));
     let flight = FlightDataEncoderBuilder::new()
         .with_schema(schema)
+        .with_max_flight_data_size(TARGET_MESSAGE_BYTES.min(max_bytes / 2))
         .build(batches)
-        .map_err(|e| match e {
-            FlightError::Tonic(status) => *status,
-            other => Status::from(Error::internal(other.to_string())),
+        .map(move |item| match item {
+            Ok(data) if data.data_header.len() + data.data_body.len() > max_bytes => {
+                Err(Status::from(Error::resource(format!(
+                    "a result row takes {} and the largest message the server sends is {}: \
+                     return less in one row (fewer values in one array_agg or string_agg)",
+                    human_bytes(data.data_header.len() + data.data_body.len()),
+                    human_bytes(max_bytes)
+                ))))
+            }
+            Ok(data) => Ok(data),
+            Err(FlightError::Tonic(status)) => Err(*status),
+            Err(other) => Err(Status::from(Error::internal(other.to_string()))),
         });
     Box::pin(flight.boxed())
+}
+
+fn human_bytes(bytes: usize) -> String {
+    const MIB: usize = 1 << 20;
+    if bytes >= MIB {
+        format!("{} MiB", bytes.div_ceil(MIB))
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
+    }
 }
 
 /// One batch as a DoGet response (listings).
@@ -152,5 +221,42 @@ mod tests {
         let full = encode_batch(&slice).unwrap().len();
         let compact = encode_batch(&kept).unwrap().len();
         assert!(compact * 10 < full, "compacted {compact} bytes vs {full}");
+    }
+
+    #[tokio::test]
+    async fn a_row_too_large_for_one_message_is_refused_and_others_are_cut() {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, false)]));
+        let batch = |rows: usize, width: usize| {
+            let values = vec!["x".repeat(width); rows];
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(datafusion::arrow::array::StringArray::from(
+                    values,
+                ))],
+            )
+            .unwrap()
+        };
+        // 4,000 rows of 1 KiB: cut into messages under the limit, all rows arrive.
+        let many = encode_within(
+            Arc::clone(&schema),
+            futures::stream::iter([Ok(batch(4_000, 1_024))]),
+            256 * 1024,
+        );
+        let messages: Vec<_> = many.collect().await;
+        assert!(messages.iter().all(|m| m.is_ok()), "{messages:?}");
+        assert!(messages.len() > 10, "{}", messages.len());
+        // One row of 300 KiB cannot be cut.
+        let one = encode_within(
+            Arc::clone(&schema),
+            futures::stream::iter([Ok(batch(1, 300 * 1024))]),
+            256 * 1024,
+        );
+        let messages: Vec<_> = one.collect().await;
+        let status = messages.into_iter().find_map(|m| m.err()).unwrap();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains("a result row takes 301 KiB"),
+            "{status:?}"
+        );
     }
 }
