@@ -474,6 +474,37 @@ fn session_options_set_the_current_domain_and_layer() {
             .await
             .unwrap_err();
         assert_eq!(status(err).code(), Code::NotFound);
+
+        // The `catalog` and `schema` headers (the JDBC driver's URL properties) choose for one
+        // call; names they give that the mesh does not have are errors naming them.
+        c.set_header("catalog", "finance");
+        c.set_header("schema", "gold");
+        let info = c
+            .execute("SELECT count(*) AS n FROM revenue_vs_target".into(), None)
+            .await
+            .expect("resolved in finance.gold");
+        assert!(
+            pretty_format_batches(&fetch(&mut c, info).await)
+                .unwrap()
+                .to_string()
+                .contains("| 12 |")
+        );
+        c.set_header("schema", "platinum");
+        let err = status(c.execute("SELECT 1".into(), None).await.unwrap_err());
+        assert_eq!(err.code(), Code::NotFound);
+        assert!(
+            err.message()
+                .contains("`platinum`, which is no layer of domain `finance`"),
+            "{err:?}"
+        );
+        c.set_header("catalog", "nowhere");
+        let err = status(c.execute("SELECT 1".into(), None).await.unwrap_err());
+        assert_eq!(err.code(), Code::NotFound);
+        assert!(
+            err.message()
+                .contains("`nowhere`, which is no domain of this mesh"),
+            "{err:?}"
+        );
     });
 }
 

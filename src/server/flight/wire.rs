@@ -16,6 +16,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::Status;
 
+use crate::engine::human;
 use crate::error::{Error, Result};
 
 /// What a DoGet answers: Flight data, or a status.
@@ -140,8 +141,8 @@ fn encode_within(
                 Err(Status::from(Error::resource(format!(
                     "a result row takes {} and the largest message the server sends is {}: \
                      return less in one row (fewer values in one array_agg or string_agg)",
-                    human_bytes(data.data_header.len() + data.data_body.len()),
-                    human_bytes(max_bytes)
+                    human((data.data_header.len() + data.data_body.len()) as u128),
+                    human(max_bytes as u128)
                 ))))
             }
             Ok(data) => Ok(data),
@@ -149,15 +150,6 @@ fn encode_within(
             Err(other) => Err(Status::from(Error::internal(other.to_string()))),
         });
     Box::pin(flight.boxed())
-}
-
-fn human_bytes(bytes: usize) -> String {
-    const MIB: usize = 1 << 20;
-    if bytes >= MIB {
-        format!("{} MiB", bytes.div_ceil(MIB))
-    } else {
-        format!("{} KiB", bytes.div_ceil(1024))
-    }
 }
 
 /// One batch as a DoGet response (listings).
