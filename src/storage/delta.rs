@@ -251,6 +251,17 @@ impl TableStore for DeltaStore {
                 .and_then(|b| b.build())
                 .map_err(|e| Error::from(e).with_context("table", &self.location))?,
         };
+        // delta-rs 0.32 checks the rows of a replacing write against the NOT NULL columns of the
+        // table it replaces, even where the new rows drop a column or let it hold nulls ("No field
+        // named …"). Then the table's columns are replaced first (CREATE OR REPLACE, no rows) and
+        // the rows appended: two commits.
+        let (table, mode) = match mode {
+            WriteMode::Replace if loosens_not_null(&table, &plan) => (
+                self.replace_columns(table, &plan, commit.clone()).await?,
+                &WriteMode::Append,
+            ),
+            _ => (table, mode),
+        };
         let builder = table
             .write(Vec::new())
             .with_input_plan(plan)
@@ -275,7 +286,43 @@ impl TableStore for DeltaStore {
     }
 }
 
+/// Whether `plan`'s rows lack a column the table declares NOT NULL, or may hold nulls in one.
+fn loosens_not_null(table: &DeltaTable, plan: &LogicalPlan) -> bool {
+    let Ok(snapshot) = table.snapshot() else {
+        return false;
+    };
+    let rows = plan.schema();
+    snapshot.schema().fields().any(|column| {
+        !column.is_nullable()
+            && rows
+                .field_with_unqualified_name(column.name())
+                .map_or(true, |f| f.is_nullable())
+    })
+}
+
 impl DeltaStore {
+    /// Replaces the columns of `table` with those of `plan`'s rows, keeping no rows.
+    async fn replace_columns(
+        &self,
+        table: DeltaTable,
+        plan: &LogicalPlan,
+        commit: CommitProperties,
+    ) -> Result<DeltaTable> {
+        use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+        let arrow = deltalake::kernel::schema::normalize_for_delta(plan.schema().inner());
+        let columns: deltalake::kernel::StructType = arrow
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| Error::from(DeltaTableError::from(e)))?;
+        deltalake::operations::create::CreateBuilder::new()
+            .with_log_store(table.log_store())
+            .with_columns(columns.fields().cloned())
+            .with_save_mode(SaveMode::Overwrite)
+            .with_commit_properties(commit)
+            .await
+            .map_err(|e| Error::from(e).with_context("table", &self.location))
+    }
+
     /// Delta MERGE on `keys`: matched rows take every column of the new row, the others are
     /// inserted.
     async fn merge(

@@ -340,3 +340,42 @@ ownr: typo",
         "mesh `demo`: 3 domains, 15 datasets (10 transforms, 5 written by jobs, 5 products); no problems found\n"
     );
 }
+
+#[test]
+fn a_replacement_may_drop_rename_or_loosen_not_null_columns() {
+    use meshql::storage::WriteMode;
+
+    use crate::common::{embedded, publish};
+
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        let e = engine(dir.path());
+        let name = "sales.raw.transactions";
+        // Literals are NOT NULL columns; the next versions drop `b`, add `c`, let `a` be null.
+        publish(&e, name, "SELECT 1 AS a, 'x' AS b", WriteMode::Replace)
+            .await
+            .unwrap();
+        publish(&e, name, "SELECT 2 AS a, 'y' AS c", WriteMode::Replace)
+            .await
+            .expect("a column renamed");
+        publish(
+            &e,
+            name,
+            "SELECT CAST(NULL AS BIGINT) AS a, 'z' AS c",
+            WriteMode::Replace,
+        )
+        .await
+        .expect("a column now nullable");
+        let now = embedded(&e, "SELECT * FROM sales.raw.transactions")
+            .await
+            .replace(' ', "");
+        assert!(now.contains("|a|c|") && now.contains("||z|"), "{now}");
+        let first = embedded(&e, "SELECT * FROM sales.raw.transactions VERSION AS OF 0")
+            .await
+            .replace(' ', "");
+        assert!(
+            first.contains("|a|b|") && first.contains("|1|x|"),
+            "{first}"
+        );
+    });
+}
