@@ -11,7 +11,7 @@ use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::proto::{RunPipelineRequest, RunPipelineResult};
+use crate::proto::{RUN_PIPELINE, RunPipelineRequest, RunPipelineResult};
 
 /// A connection to a meshql (or any Flight SQL) server.
 pub struct Client {
@@ -160,7 +160,7 @@ impl Client {
             select: select.to_vec(),
             force,
         };
-        let action = Action::new(crate::server::RUN_PIPELINE, request.encode_to_vec());
+        let action = Action::new(RUN_PIPELINE, request.encode_to_vec());
         let mut results = self.inner.do_action(action).await.map_err(from_flight)?;
         let first = results
             .message()

@@ -1,19 +1,24 @@
 //! meshql: a company's data domains as one governed, queryable data mesh.
 //!
-//! Module map (imports flow downward only): `server` (front ends) → `service` (the query
-//! service) → `pipeline`, `governance` → `quality` → `engine` → `catalog` → `storage` → `spec`;
-//! `error` is shared.
+//! Module map (imports flow downward only): `server` (front ends) and `client` → `service` (the
+//! query service) → `pipeline`, `governance` → `quality` → `engine` → `catalog` → `storage` →
+//! `spec`; `error`, `human` (sizes and durations for people) and `proto` are shared by all. No two
+//! files of one folder import each other in a circle. `tests/it/layering.rs` keeps this true.
 
 pub mod catalog;
 pub mod client;
 pub mod engine;
 pub mod error;
 pub mod governance;
+pub mod human;
 pub mod pipeline;
 pub mod quality;
 
 /// Messages of `proto/meshql.proto`: the bodies of meshql's custom Flight actions.
 pub mod proto {
+    /// `Action.type` of the run-pipeline action.
+    pub const RUN_PIPELINE: &str = "meshql.RunPipeline";
+
     include!(concat!(env!("OUT_DIR"), "/meshql.v1.rs"));
 
     /// The Flight protocol's session-option messages (`proto/flight_session.proto`).

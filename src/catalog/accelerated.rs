@@ -209,7 +209,7 @@ impl Accelerator {
         }
         tracing::info!(
             "`{name}` held in memory: {rows} rows, {}, loaded in {:.1} s",
-            crate::engine::human(held.bytes as u128),
+            crate::human::bytes(held.bytes as u128),
             started.elapsed().as_secs_f64()
         );
         Ok(held)

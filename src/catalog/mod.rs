@@ -10,6 +10,7 @@
 mod accelerated;
 mod held;
 mod providers;
+mod records;
 mod system;
 mod versions;
 
@@ -476,38 +477,6 @@ impl MeshCatalog {
         // Forgotten even when the write failed: a conflict means another writer moved it.
         self.invalidate(name).await;
         published
-    }
-
-    /// Writes `columns` to a table of the `mesh` system catalog (`mesh.<schema>.<table>`), in
-    /// `state` (a session of the engine: it plans Delta writes).
-    pub async fn write_system_table(
-        &self,
-        state: &SessionState,
-        schema: &str,
-        table: &str,
-        columns: Vec<datafusion::arrow::array::ArrayRef>,
-        mode: WriteMode,
-    ) -> Result<()> {
-        use datafusion::catalog::MemTable;
-        use datafusion::datasource::provider_as_source;
-        use datafusion::logical_expr::LogicalPlanBuilder;
-
-        let name = DatasetName::new(SYSTEM_CATALOG, schema, table);
-        let columns_schema = system_schema(schema, table)
-            .ok_or_else(|| Error::internal(format!("no system table `{name}`")))?;
-        let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
-            Arc::clone(&columns_schema),
-            columns,
-        )?;
-        let provider = MemTable::try_new(columns_schema, vec![vec![batch]])?;
-        let plan = LogicalPlanBuilder::scan(table, provider_as_source(Arc::new(provider)), None)?
-            .build()?;
-        if self.store(&name).is_none() {
-            return Err(Error::internal(format!("no store for `{name}`")));
-        }
-        self.publish(&name, plan, state, &mode, CommitMetadata::new())
-            .await
-            .map(|_| ())
     }
 
     /// Forgets the cached version of `name`, so the next query sees the latest commit.

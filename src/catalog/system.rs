@@ -9,7 +9,7 @@
 //! | `mesh.catalog.products` | data product: contract, owner, version, status, SLA, last publish, freshness |
 //! | `mesh.ops.runs` | node of a run: status, rows, duration, input versions, published version, error |
 //! | `mesh.ops.versions` | readable version of a Delta or Iceberg table: number, snapshot id, commit time, operation, rows added, run (read live from the tables' logs) |
-//! | `mesh.ops.audit` | request to the server: principal, RPC, SQL, tables, masked columns, rows, bytes, duration, status (admins only) |
+//! | `mesh.ops.audit` | request to the server: principal, operation, protocol, SQL, tables, masked columns, rows, bytes, duration, outcome (admins only) |
 //! | `mesh.ops.checks` | evaluation of a contract rule: result, observed value, sample of offending rows |
 //! | `mesh.lineage.edges` | table read by a node (table-level lineage from the DAG) |
 //! | `mesh.lineage.columns` | source column of an output column (from the transform's logical plan) |
@@ -172,14 +172,15 @@ static TABLES: LazyLock<Vec<(&'static str, &'static str, SchemaRef)>> = LazyLock
             schema(&[
                 ("at", utc(), false),
                 ("principal", Utf8, false),
-                ("rpc", Utf8, false),
+                ("operation", Utf8, false),
+                ("protocol", Utf8, false),
                 ("sql", Utf8, true),
                 ("tables", Utf8, true),
                 ("masked", Utf8, true),
                 ("rows", Int64, true),
                 ("bytes", Int64, true),
                 ("duration_ms", Int64, false),
-                ("status", Utf8, false),
+                ("outcome", Utf8, false),
                 ("message", Utf8, true),
             ]),
         ),

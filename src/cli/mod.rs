@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use meshql::engine::Engine;
+use meshql::governance::Principal;
+use meshql::service::{Call, Operation, Protocol, QueryService, Statement};
 use meshql::spec::Mesh;
 use meshql::{Error, Result};
 
@@ -171,13 +173,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let (schema, batches) = client.query(&sql).await?;
             print(format, &schema, &batches)
         }
-        Command::Query { sql, format, .. } => {
-            let engine = engine(&mesh)?;
-            let state = engine.session();
-            let (schema, stream) = engine.execute(&sql, &state).await?;
-            let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
-            print(format, &schema, &batches)
-        }
+        Command::Query { sql, format, .. } => embedded(engine(&mesh)?, &sql, format).await,
         Command::Run {
             select,
             server: Some(url),
@@ -222,9 +218,26 @@ async fn history(engine: Arc<Engine>, dataset: &str, format: Format) -> Result<E
         literal(&name.layer),
         literal(&name.dataset)
     );
-    let state = engine.session();
-    let (schema, stream) = engine.execute(&sql, &state).await?;
-    let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
+    embedded(engine, &sql, format).await
+}
+
+/// Runs `sql` on the local mesh as a server would run it — through the query service, with its
+/// limits and audit (protocol `cli`) — as the platform principal, and prints the rows.
+async fn embedded(engine: Arc<Engine>, sql: &str, format: Format) -> Result<ExitCode> {
+    let platform = Principal::platform(engine.mesh());
+    let service = QueryService::new(engine)?;
+    let call = Call::new(platform, Protocol::Cli, Operation::Query);
+    let answer = async {
+        let stream = service
+            .execute(&call, Statement::new(service.default_path(), sql))
+            .await?;
+        let schema = stream.schema();
+        let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
+        Ok::<_, Error>((schema, batches))
+    }
+    .await;
+    service.flush_audit().await;
+    let (schema, batches) = answer?;
     print(format, &schema, &batches)
 }
 

@@ -59,10 +59,13 @@ pub async fn serve(dir: &Path, addr: Option<SocketAddr>, no_build: bool) -> Resu
     // A build just described the mesh; otherwise it is described once listening.
     let on_described = (!built).then(|| {
         let datasets = engine.listed_datasets().len();
-        Box::new(move |described: Result<Duration>| match described {
-            Ok(took) => say!(
+        Box::new(move |described: Result<Option<Duration>>| match described {
+            Ok(Some(took)) => say!(
                 "system catalog: {datasets} datasets described in {:.1} s",
                 took.as_secs_f64()
+            ),
+            Ok(None) => say!(
+                "system catalog: described by the `meshql serve` holding the warehouse's lease"
             ),
             Err(e) => tracing::warn!(error = %e, "cannot describe the mesh in its system catalog"),
         }) as OnDescribed

@@ -26,7 +26,7 @@ use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::execution_props::ExecutionProps;
 
-use super::functions::human;
+use crate::human;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs,
@@ -202,14 +202,14 @@ fn check_size(expr: &Expr, rows: usize, limits: &ValueLimits) -> Result<()> {
                 } else {
                     format!(
                         ", repeated on each of up to {rows} rows of a batch, would take {}",
-                        human(total)
+                        human::bytes(total)
                     )
                 };
                 return Err(resources_datafusion_err!(
                     "a constant of {}{repeated}; one value may take at most {} ({}): use a \
                      smaller constant, or raise that setting",
-                    human(size as u128),
-                    human(limits.max_bytes as u128),
+                    human::bytes(size as u128),
+                    human::bytes(limits.max_bytes as u128),
                     limits.setting
                 ));
             }

@@ -56,7 +56,7 @@ pub fn parse(sql: &str, limits: SqlLimits) -> Result<DfStatement> {
         )));
     }
     // The generic dialect with time travel (`VERSION AS OF`, `TIMESTAMP AS OF`).
-    let dialect = super::time_travel::MeshDialect::new();
+    let dialect = super::dialect::MeshDialect::new();
     let mut statements = DFParserBuilder::new(sql)
         .with_dialect(&dialect)
         .with_recursion_limit(PARSER_RECURSION_LIMIT)

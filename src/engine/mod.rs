@@ -8,6 +8,7 @@
 
 pub mod allocator;
 mod constants;
+mod dialect;
 mod functions;
 mod guard;
 mod literals;
@@ -42,7 +43,6 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DfStatement;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 
-pub(crate) use functions::human;
 pub use guard::SqlLimits;
 pub use overview::DatasetFacts;
 pub use planner::Budget;

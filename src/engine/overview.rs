@@ -10,9 +10,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::Engine;
-use super::functions::human;
 use crate::catalog::SYSTEM_CATALOG;
 use crate::error::{Error, Result};
+use crate::human;
 use crate::spec::{DatasetKind, DatasetName};
 use crate::storage::TableSnapshot;
 
@@ -153,7 +153,7 @@ impl Engine {
             text(&|f| {
                 let accelerator = self.catalog().accelerator();
                 match accelerator.status(&f.name) {
-                    Some(held) => Some(format!("in memory, {}", human(held.bytes as u128))),
+                    Some(held) => Some(format!("in memory, {}", human::bytes(held.bytes as u128))),
                     None => accelerator
                         .configured(&f.name)
                         .then(|| "when served".to_string()),

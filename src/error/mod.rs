@@ -16,7 +16,8 @@ use datafusion::error::DataFusionError;
 /// into a 75 KB error that gRPC refuses to carry.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 
-/// Whose problem an error is; decides the gRPC code and the CLI exit code.
+/// Whose problem an error is; decides the CLI exit code here and each front end's code (gRPC
+/// status, SQLSTATE, HTTP status) in that front end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// Bad SQL, bad configuration, bad data: the caller can fix it.
@@ -60,19 +61,20 @@ impl ErrorKind {
         }
     }
 
-    /// The gRPC code clients see.
-    pub fn tonic_code(self) -> tonic::Code {
+    /// The name in `mesh.ops.audit.outcome` and log lines.
+    pub fn as_str(self) -> &'static str {
         match self {
-            ErrorKind::UserInput => tonic::Code::InvalidArgument,
-            ErrorKind::NotFound => tonic::Code::NotFound,
-            ErrorKind::PermissionDenied => tonic::Code::PermissionDenied,
-            ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
-            ErrorKind::Conflict | ErrorKind::ContractViolation => tonic::Code::FailedPrecondition,
-            ErrorKind::ResourceExhausted => tonic::Code::ResourceExhausted,
-            ErrorKind::DeadlineExceeded => tonic::Code::DeadlineExceeded,
-            ErrorKind::Cancelled => tonic::Code::Cancelled,
-            ErrorKind::Unavailable => tonic::Code::Unavailable,
-            ErrorKind::Internal => tonic::Code::Internal,
+            ErrorKind::UserInput => "user_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::ContractViolation => "contract_violation",
+            ErrorKind::ResourceExhausted => "resource_exhausted",
+            ErrorKind::DeadlineExceeded => "deadline_exceeded",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
         }
     }
 
@@ -248,16 +250,6 @@ pub fn truncate_message(text: &str, max: usize) -> String {
     )
 }
 
-impl From<Error> for tonic::Status {
-    fn from(err: Error) -> Self {
-        if err.kind.should_log() {
-            tracing::error!(kind = ?err.kind, error = %err, source = ?err.source, "request failed");
-        }
-        let message = truncate_message(&err.to_string(), MAX_MESSAGE_BYTES);
-        tonic::Status::new(err.kind.tonic_code(), message)
-    }
-}
-
 impl From<DataFusionError> for Error {
     fn from(err: DataFusionError) -> Self {
         foreign::classify(&err)
@@ -304,9 +296,6 @@ mod tests {
             Error::from(DataFusionError::Internal("bug".into())).kind(),
             ErrorKind::Internal
         );
-        let status = tonic::Status::from(Error::user("bad SQL"));
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        assert_eq!(status.message(), "bad SQL");
     }
 
     #[test]
@@ -315,18 +304,11 @@ mod tests {
         let cut = truncate_message(&text, 4097);
         assert!(cut.len() < 4200, "{}", cut.len());
         assert!(cut.ends_with("(5904 more bytes not shown)"), "{cut}");
-        let status = tonic::Status::from(Error::user("9".repeat(100_000)));
-        assert!(status.message().len() < MAX_MESSAGE_BYTES + 100);
     }
 
     #[test]
     fn kinds_know_whether_to_retry() {
         assert!(ErrorKind::Conflict.is_retryable());
         assert!(!ErrorKind::UserInput.is_retryable());
-        assert_eq!(
-            ErrorKind::DeadlineExceeded.tonic_code(),
-            tonic::Code::DeadlineExceeded
-        );
-        assert_eq!(ErrorKind::Cancelled.tonic_code(), tonic::Code::Cancelled);
     }
 }

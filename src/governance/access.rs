@@ -10,7 +10,6 @@
 //! Global policies (mesh.yaml) and a domain's own (domain.yaml) are evaluated together; since a
 //! denial always wins, a domain can tighten the global rules but never lift a global denial.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Principal;
@@ -127,11 +126,7 @@ impl Access {
 
     /// An administrator's access (the embedded CLI, pipeline runs).
     pub fn admin(mesh: Arc<Mesh>) -> Self {
-        let principal = Principal {
-            name: "meshql".into(),
-            groups: vec![mesh.admin_group.clone()],
-            attributes: BTreeMap::new(),
-        };
+        let principal = Principal::platform(&mesh);
         Self::new(mesh, principal, true)
     }
 

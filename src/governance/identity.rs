@@ -41,6 +41,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The platform team's principal, in the mesh's admin group: pipeline runs and the embedded
+    /// CLI (`meshql query`, `meshql history`) act as it.
+    pub fn platform(mesh: &Mesh) -> Self {
+        Self {
+            name: "meshql".into(),
+            groups: vec![mesh.admin_group.clone()],
+            attributes: BTreeMap::new(),
+        }
+    }
+
     pub fn anonymous() -> Self {
         Self {
             name: "anonymous".into(),

@@ -80,11 +80,18 @@ impl FreshnessMonitor {
         Ok(turned)
     }
 
-    /// Checks every `every` until `stop` completes.
-    pub async fn watch(mut self, every: Duration, stop: impl std::future::Future<Output = ()>) {
+    /// Checks every `every`, when `may_run` says so, until `stop` completes.
+    pub async fn watch(
+        mut self,
+        every: Duration,
+        may_run: impl Fn() -> bool,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(stop);
         loop {
-            if let Err(e) = self.check().await {
+            if may_run()
+                && let Err(e) = self.check().await
+            {
                 tracing::warn!(error = %e, "freshness check failed");
             }
             tokio::select! {

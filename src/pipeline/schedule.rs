@@ -56,8 +56,13 @@ pub fn scheduled(mesh: &Mesh) -> Vec<Scheduled> {
     out
 }
 
-/// Runs the scheduled nodes of the engine's mesh until `stop` completes.
-pub async fn run_schedules(engine: Arc<Engine>, stop: impl std::future::Future<Output = ()>) {
+/// Runs the scheduled nodes of the engine's mesh until `stop` completes; a tick when `may_run`
+/// says no (another process does the warehouse's background work) is skipped.
+pub async fn run_schedules(
+    engine: Arc<Engine>,
+    may_run: impl Fn() -> bool,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let entries = scheduled(engine.mesh());
     if entries.is_empty() {
         return;
@@ -79,6 +84,10 @@ pub async fn run_schedules(engine: Arc<Engine>, stop: impl std::future::Future<O
             .map(|e| e.node.to_string())
             .collect();
         from = next;
+        if !may_run() {
+            tracing::debug!(nodes = ?due, "scheduled run left to the process holding the lease");
+            continue;
+        }
         let selectors = due
             .iter()
             .filter_map(|d| d.parse().ok())

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::ServerTlsConfig;
 
-pub use flight::{FlightSql, Purpose, RUN_PIPELINE, SignedStatement};
+pub use flight::{FlightSql, Purpose, SignedStatement};
 
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};

@@ -8,11 +8,11 @@ use datafusion::execution::SessionState;
 
 use super::admission::{self, StreamLimits};
 use super::audit::{AuditLog, AuditRecord};
-use super::cancel::{self, CancelKey};
+use super::cancel::{self, QueryId};
+use super::operation::{Call, Operation, Protocol};
 use super::parked::ParkedPlans;
 use super::plans::PlanCache;
 use super::results::ResultCache;
-use super::rpc::{Call, Rpc};
 use crate::engine::{Engine, SearchPath};
 use crate::error::{Error, Result};
 use crate::governance::{Access, Identity, Logins, Principal, Signer};
@@ -106,9 +106,11 @@ impl QueryService {
     }
 
     /// Logs in with `authorization: Basic ...` (or checks a bearer credential) from `peer`;
-    /// answers the principal and a bearer token for it. Audited as a handshake.
+    /// answers the principal and a bearer token for it. Audited as `authenticate` through
+    /// `protocol`.
     pub async fn login(
         &self,
+        protocol: Protocol,
         header: Option<&str>,
         peer: Option<IpAddr>,
     ) -> Result<(Principal, String)> {
@@ -121,7 +123,7 @@ impl QueryService {
             .as_ref()
             .map(|p| p.name.clone())
             .unwrap_or_else(|_| "(unauthenticated)".into());
-        let mut record = AuditRecord::new(&who, Rpc::Handshake);
+        let mut record = AuditRecord::new(&who, protocol, Operation::Authenticate);
         record.at = started;
         self.audit.record(record.outcome(&login));
         let principal = login?;
@@ -189,7 +191,7 @@ impl QueryService {
 
     /// Stops the running queries of `keys` and refuses them later; true if one was running.
     /// Audited.
-    pub fn cancel(&self, call: &Call, keys: &[CancelKey]) -> bool {
+    pub fn cancel(&self, call: &Call, keys: &[QueryId]) -> bool {
         let mut any = false;
         for key in keys {
             any |= self.running.cancel(*key);

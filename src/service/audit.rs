@@ -1,5 +1,5 @@
-//! The audit log: every request — principal, RPC, SQL, tables read, masked columns, rows, bytes,
-//! duration, status — as one structured log line (target `meshql::audit`, SQL as a hash only) and
+//! The audit log: every request — principal, operation, protocol, SQL, tables read, masked
+//! columns, rows, bytes, duration, outcome — as one structured log line (target `meshql::audit`, SQL as a hash only) and
 //! one row of `mesh.ops.audit`, a Delta table readable by the admin group.
 //!
 //! Requests never wait for the log: records go through a channel to a writer task that appends
@@ -14,9 +14,9 @@ use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicro
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rpc::{Call, Rpc};
+use super::operation::{Call, Operation, Protocol};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::storage::WriteMode;
 
 /// One request.
@@ -24,38 +24,40 @@ use crate::storage::WriteMode;
 pub struct AuditRecord {
     pub at: DateTime<Utc>,
     pub principal: String,
-    pub rpc: Rpc,
+    pub operation: Operation,
+    pub protocol: Protocol,
     pub sql: Option<String>,
     pub tables: Vec<String>,
     pub masked: Vec<String>,
     pub rows: Option<u64>,
     pub bytes: Option<u64>,
     pub duration: Duration,
-    /// `ok`, or the gRPC code of the error (`PermissionDenied`, ...).
-    pub status: String,
+    /// The kind of the error the request ended with; `None` when it succeeded.
+    pub failed: Option<ErrorKind>,
     pub message: Option<String>,
 }
 
 impl AuditRecord {
-    pub fn new(principal: &str, rpc: Rpc) -> Self {
+    pub fn new(principal: &str, protocol: Protocol, operation: Operation) -> Self {
         Self {
             at: Utc::now(),
             principal: principal.to_string(),
-            rpc,
+            operation,
+            protocol,
             sql: None,
             tables: Vec::new(),
             masked: Vec::new(),
             rows: None,
             bytes: None,
             duration: Duration::ZERO,
-            status: "ok".into(),
+            failed: None,
             message: None,
         }
     }
 
     /// The record of `call`, started when the call started.
     pub fn of(call: &Call) -> Self {
-        let mut r = Self::new(&call.principal.name, call.rpc);
+        let mut r = Self::new(&call.principal.name, call.protocol, call.operation);
         r.at = call.started;
         r
     }
@@ -71,13 +73,20 @@ impl AuditRecord {
 
     /// Records a failure (the first one wins).
     pub fn fail(&mut self, e: &Error) {
-        if self.status == "ok" {
-            self.status = format!("{:?}", e.kind().tonic_code());
+        if self.failed.is_none() {
+            self.failed = Some(e.kind());
             self.message = Some(crate::error::truncate_message(
                 &e.to_string(),
                 crate::error::MAX_MESSAGE_BYTES,
             ));
         }
+    }
+}
+
+impl AuditRecord {
+    /// `ok`, or the kind of the error (`permission_denied`, ...): `mesh.ops.audit.outcome`.
+    pub fn outcome_name(&self) -> &'static str {
+        self.failed.map_or("ok", ErrorKind::as_str)
     }
 }
 
@@ -115,14 +124,15 @@ impl AuditLog {
         tracing::info!(
             target: "meshql::audit",
             principal = %record.principal,
-            rpc = record.rpc.as_str(),
+            operation = record.operation.as_str(),
+            protocol = record.protocol.as_str(),
             sql_sha256 = sql_sha256.as_deref().unwrap_or(""),
             tables = %record.tables.join(","),
             masked = %record.masked.join(","),
             rows = record.rows.unwrap_or(0),
             bytes = record.bytes.unwrap_or(0),
             duration_ms = record.duration.as_millis() as u64,
-            status = %record.status,
+            outcome = record.outcome_name(),
             "request"
         );
         if let Some(tx) = &self.tx {
@@ -199,7 +209,8 @@ async fn write(engine: &Engine, records: Vec<AuditRecord>) {
             .with_timezone("UTC"),
         ),
         text(&|r| Some(r.principal.clone())),
-        text(&|r| Some(r.rpc.as_str().to_string())),
+        text(&|r| Some(r.operation.as_str().to_string())),
+        text(&|r| Some(r.protocol.as_str().to_string())),
         text(&|r| r.sql.clone()),
         text(&|r| (!r.tables.is_empty()).then(|| r.tables.join(", "))),
         text(&|r| (!r.masked.is_empty()).then(|| r.masked.join(", "))),
@@ -212,7 +223,7 @@ async fn write(engine: &Engine, records: Vec<AuditRecord>) {
         Arc::new(Int64Array::from_iter_values(
             records.iter().map(|r| r.duration.as_millis() as i64),
         )),
-        text(&|r| Some(r.status.clone())),
+        text(&|r| Some(r.outcome_name().to_string())),
         text(&|r| r.message.clone()),
     ];
     if let Err(e) = engine

@@ -15,7 +15,7 @@ use datafusion::physical_plan::streaming::PartitionStream;
 
 use super::api::QueryService;
 use super::audit::AuditRecord;
-use super::rpc::Call;
+use super::operation::Call;
 use crate::engine::SearchPath;
 use crate::error::{Error, Result};
 use crate::spec::{DatasetKind, DatasetName, is_valid_name};

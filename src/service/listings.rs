@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::api::QueryService;
 use super::audit::AuditRecord;
-use super::rpc::Call;
+use super::operation::Call;
 use crate::catalog::{MeshCatalog, SYSTEM_CATALOG, system_schema, system_tables};
 use crate::error::Result;
 use crate::spec::{Action, DatasetName, Mesh};

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::query::Planned;
+use super::statement::Planned;
 use crate::engine::SearchPath;
 
 /// How long a parked plan waits for its DoGet.

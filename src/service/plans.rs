@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::query::Planned;
 use super::results::cacheable_shape;
+use super::statement::Planned;
 use crate::catalog::MeshCatalog;
 use crate::engine::SearchPath;
 use crate::governance::Principal;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::api::QueryService;
 use super::audit::AuditRecord;
-use super::rpc::Call;
+use super::operation::Call;
 use crate::error::Result;
 use crate::pipeline::{Run, RunPlan, RunReport, Selector};
 use crate::spec::Action;

@@ -350,6 +350,10 @@ pub struct ServerSettings {
     /// After Ctrl-C or SIGTERM, how long running requests may take to finish before the process
     /// exits anyway, in seconds. Default 30.
     pub shutdown_grace_secs: u64,
+    /// Term of the lease on the warehouse's background work (schedules, freshness checks, the
+    /// system catalog's description), in seconds: one `meshql serve` per warehouse holds it, and
+    /// another takes it over when the holder has not renewed it for this long. Default 30.
+    pub lease_secs: u64,
     /// Accept JWTs from a company identity provider as bearer tokens.
     pub jwt: Option<JwtSettings>,
 }
@@ -426,6 +430,7 @@ impl Default for ServerSettings {
             accelerate: Vec::new(),
             acceleration_mb: 1024,
             shutdown_grace_secs: 30,
+            lease_secs: 30,
             jwt: None,
         }
     }

@@ -9,6 +9,7 @@ mod diagnostic;
 mod files;
 pub mod job;
 mod load;
+mod paths;
 pub mod policy;
 mod rules;
 pub mod settings;
@@ -155,7 +156,7 @@ impl Mesh {
     /// its domains and layers are those of `tables` (found in the warehouse, or about to be
     /// written by a job). Nothing is declared, so every table is served as it is found.
     pub fn standalone(dir: impl AsRef<Path>, tables: &[DatasetName]) -> Mesh {
-        let root = load::normalize(
+        let root = paths::normalize(
             &std::env::current_dir()
                 .unwrap_or_default()
                 .join(dir.as_ref()),

@@ -8,7 +8,7 @@ use super::diagnostic::Diagnostic;
 use super::files::{
     IcebergCatalogKind, IcebergCatalogSettings, MeshFile, PrincipalFile, ServerSettings,
 };
-use super::load::normalize;
+use super::paths::normalize;
 use super::yaml::Positions;
 
 /// Whether `text` is an absolute `http://` or `https://` URL with a host.
@@ -16,6 +16,10 @@ pub fn is_http_url(text: &str) -> bool {
     url::Url::parse(text)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
+
+/// The catalog name the warehouse's own Iceberg tables are registered under (PyIceberg:
+/// `SqlCatalog("meshql", uri="sqlite:///<warehouse>/_mesh/iceberg.db", warehouse=...)`).
+pub const ICEBERG_CATALOG_NAME: &str = "meshql";
 
 /// The value of a setting that may name an environment variable (`env:NAME`) instead of holding
 /// a secret; `what` names the setting in the error.
@@ -311,7 +315,7 @@ fn check_iceberg_catalog(
                     format!(
                         "`name` is a setting of a source's SQL catalog; the warehouse's embedded \
                          catalog is always named `{}`",
-                        crate::storage::ICEBERG_CATALOG_NAME
+                        ICEBERG_CATALOG_NAME
                     ),
                 );
             }

@@ -7,7 +7,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use futures::TryStreamExt;
 use meshql::ErrorKind;
 use meshql::engine::Engine;
-use meshql::service::{Call, QueryService, Rpc, Statement};
+use meshql::service::{Call, Operation, Protocol, QueryService, Statement};
 use meshql::spec::DatasetName;
 
 use crate::common::{
@@ -90,7 +90,11 @@ fn a_copy_that_cannot_be_loaded_is_read_from_storage_and_holds_no_memory() {
         );
 
         // Read from storage: the reader's error, the user's to fix, not an internal one.
-        let call = Call::new(service.principal_named("admin").unwrap(), Rpc::DoGet);
+        let call = Call::new(
+            service.principal_named("admin").unwrap(),
+            Protocol::FlightSql,
+            Operation::Fetch,
+        );
         let sql = "SELECT count(*) AS n FROM sales.raw.visits";
         let read = async {
             let stream = service

@@ -117,3 +117,52 @@ fn remote_commands_report_login_and_query_errors_with_exit_codes() {
         );
     });
 }
+
+#[test]
+fn embedded_queries_run_through_the_service_with_its_limits_and_audit() {
+    use crate::common::{demo_mesh, edit, meshql_in};
+
+    let dir = demo_mesh();
+    edit(
+        &dir.path().join("catalog/mesh.yaml"),
+        "server:\n",
+        "server:\n  query_memory_limit_mb: 16\n  max_result_rows: 5\n",
+    );
+    let (code, out, err) = meshql_in(dir.path(), &["query", "SELECT 41 + 1 AS answer"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("42"), "{out}");
+
+    // The server's limits hold here too: rows per result, memory per query (exit code 6).
+    let (code, _, err) = meshql_in(
+        dir.path(),
+        &["query", "SELECT value FROM generate_series(1, 10)"],
+    );
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("max_result_rows"), "{err}");
+    let (code, _, err) = meshql_in(
+        dir.path(),
+        &[
+            "query",
+            "SELECT count(*) FROM generate_series(1, 3000000) a \
+             JOIN generate_series(1, 3000000) b ON a.value = b.value",
+        ],
+    );
+    assert_eq!(code, Some(6), "{err}");
+
+    // Each left an audit record, as the platform principal through the command line.
+    let (code, out, err) = meshql_in(
+        dir.path(),
+        &[
+            "query",
+            "SELECT principal, operation, protocol, outcome, count(*) AS n FROM mesh.ops.audit \
+             GROUP BY principal, operation, protocol, outcome ORDER BY outcome",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let rows = out.replace(' ', "");
+    assert!(rows.contains("|meshql|query|cli|ok|1|"), "{out}");
+    assert!(
+        rows.contains("|meshql|query|cli|resource_exhausted|2|"),
+        "{out}"
+    );
+}

@@ -335,7 +335,8 @@ pub async fn answer(service: &meshql::service::QueryService, who: &str, sql: &st
     use futures::TryStreamExt;
     let call = meshql::service::Call::new(
         service.principal_named(who).unwrap(),
-        meshql::service::Rpc::DoGet,
+        meshql::service::Protocol::FlightSql,
+        meshql::service::Operation::Fetch,
     );
     let stream = service
         .execute(

@@ -623,18 +623,18 @@ fn a_query_past_its_memory_cap_fails_alone_and_requests_are_audited() {
         let mut admin = client_as(addr, "admin").await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let text = try_query(&mut admin, "SELECT principal, rpc, status FROM mesh.ops.audit WHERE rpc = 'DoGet' AND principal = 'analyst' ORDER BY at").await.unwrap();
-            let listings = try_query(&mut admin, "SELECT rpc FROM mesh.ops.audit WHERE rpc = 'GetTables' AND principal = 'marketing'").await.unwrap();
-            if text.contains("ResourceExhausted") && text.contains("DeadlineExceeded") && listings.contains("GetTables") {
+            let text = try_query(&mut admin, "SELECT principal, operation, protocol, outcome FROM mesh.ops.audit WHERE operation = 'fetch' AND principal = 'analyst' ORDER BY at").await.unwrap();
+            let listings = try_query(&mut admin, "SELECT operation, protocol FROM mesh.ops.audit WHERE operation = 'list_tables' AND principal = 'marketing'").await.unwrap();
+            if text.contains("resource_exhausted") && text.contains("deadline_exceeded") && text.contains("flight_sql") && listings.contains("list_tables") {
                 break;
             }
             if std::time::Instant::now() > deadline {
-                let all = try_query(&mut admin, "SELECT principal, rpc, status, message FROM mesh.ops.audit ORDER BY at").await.unwrap();
+                let all = try_query(&mut admin, "SELECT principal, operation, outcome, message FROM mesh.ops.audit ORDER BY at").await.unwrap();
                 panic!("audit rows missing:\n{text}\n{all}");
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        let text = try_query(&mut admin, "SELECT tables, rows FROM mesh.ops.audit WHERE principal = 'marketing' AND rpc = 'DoGet' AND tables IS NOT NULL").await.unwrap();
+        let text = try_query(&mut admin, "SELECT tables, rows FROM mesh.ops.audit WHERE principal = 'marketing' AND operation = 'fetch' AND tables IS NOT NULL").await.unwrap();
         assert!(text.contains("marketing.gold.roas_by_region"), "{text}");
     });
 }

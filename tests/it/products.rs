@@ -552,9 +552,13 @@ fn serve_runs_nodes_on_their_schedule() {
         assert_eq!(schedules.len(), 1);
         assert_eq!(schedules[0].node.to_string(), "shop.gold.total");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(meshql::pipeline::run_schedules(Arc::clone(&e), async move {
-            let _ = stop_rx.await;
-        }));
+        let task = tokio::spawn(meshql::pipeline::run_schedules(
+            Arc::clone(&e),
+            || true,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
         // Every second: wait (at most 20 s) for two scheduled runs of the node.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {

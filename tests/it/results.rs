@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use futures::TryStreamExt;
-use meshql::service::{CacheStats, Call, PlanStats, QueryService, Rpc, Statement};
+use meshql::service::{CacheStats, Call, Operation, PlanStats, Protocol, QueryService, Statement};
 
 use meshql::engine::Engine;
 use tempfile::TempDir;
@@ -128,7 +128,11 @@ fn a_statement_announced_is_run_from_the_plan_made_for_it_once() {
         // Without the result cache, so that every answer below is computed.
         let (_dir, e, service) = built("  result_cache_mb: 0\n").await;
         let path = service.default_path().clone();
-        let finance = Call::new(service.principal_named("finance").unwrap(), Rpc::DoGet);
+        let finance = Call::new(
+            service.principal_named("finance").unwrap(),
+            Protocol::FlightSql,
+            Operation::Fetch,
+        );
         let sql = "SELECT count(*) AS n FROM finance.gold.revenue_vs_target";
         let run = |id: Option<u128>, call: Call| {
             let service = &service;
@@ -159,7 +163,11 @@ fn a_statement_announced_is_run_from_the_plan_made_for_it_once() {
         );
         assert_eq!(run(Some(id), finance.clone()).await, now, "taken once");
         // Another principal's call never takes it.
-        let admin = Call::new(service.principal_named("admin").unwrap(), Rpc::DoGet);
+        let admin = Call::new(
+            service.principal_named("admin").unwrap(),
+            Protocol::FlightSql,
+            Operation::Fetch,
+        );
         assert_eq!(run(Some(other), admin).await, now);
         assert_eq!(
             run(Some(other), finance).await,
@@ -208,7 +216,11 @@ fn statements_with_parameters_are_planned_each_time_and_the_plan_cache_can_be_tu
     runtime().block_on(async {
         let (_dir, _e, service) = built("").await;
         let path = service.default_path().clone();
-        let admin = Call::new(service.principal_named("admin").unwrap(), Rpc::DoGet);
+        let admin = Call::new(
+            service.principal_named("admin").unwrap(),
+            Protocol::FlightSql,
+            Operation::Fetch,
+        );
         let sql = "SELECT count(*) AS n FROM finance.gold.revenue_vs_target WHERE revenue > $1";
         let params = datafusion::arrow::record_batch::RecordBatch::try_from_iter([(
             "$1",

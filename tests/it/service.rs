@@ -8,7 +8,8 @@ use std::sync::Arc;
 use meshql::ErrorKind;
 use meshql::governance::Principal;
 use meshql::service::{
-    Call, IfExists, IfMissing, IngestTarget, QueryService, Rpc, Statement, TableFilter,
+    Call, IfExists, IfMissing, IngestTarget, Operation, Protocol, QueryService, Statement,
+    TableFilter,
 };
 
 use crate::common::{demo_mesh, engine, runtime};
@@ -22,7 +23,11 @@ fn calls_are_planned_and_listed_as_their_principal() {
     runtime().block_on(async {
         let dir = demo_mesh();
         let service = QueryService::unaudited(engine(dir.path())).unwrap();
-        let analyst = Call::new(principal(&service, "analyst"), Rpc::GetFlightInfo);
+        let analyst = Call::new(
+            principal(&service, "analyst"),
+            Protocol::FlightSql,
+            Operation::Query,
+        );
         let path = service.default_path().clone();
 
         // Planning: denials name the table and the reason; masks and reads are reported.
@@ -82,7 +87,10 @@ fn calls_are_planned_and_listed_as_their_principal() {
 
         // Logins: the token answered authenticates as the principal.
         let basic = format!("Basic {}", base64_encode(b"finance:finance"));
-        let (who, token) = service.login(Some(&basic), None).await.unwrap();
+        let (who, token) = service
+            .login(Protocol::FlightSql, Some(&basic), None)
+            .await
+            .unwrap();
         assert_eq!(who.name, "finance");
         let again = service
             .authenticate(Some(&format!("Bearer {token}")))
@@ -99,8 +107,16 @@ fn ingest_targets_runs_and_cancellation_are_decided_by_the_service() {
         let dir = demo_mesh();
         let service = QueryService::unaudited(engine(dir.path())).unwrap();
         let path = service.default_path().clone();
-        let analyst = Call::new(principal(&service, "analyst"), Rpc::StatementIngest);
-        let sales = Call::new(principal(&service, "sales"), Rpc::StatementIngest);
+        let analyst = Call::new(
+            principal(&service, "analyst"),
+            Protocol::FlightSql,
+            Operation::Ingest,
+        );
+        let sales = Call::new(
+            principal(&service, "sales"),
+            Protocol::FlightSql,
+            Operation::Ingest,
+        );
         let target = |schema: &str, table: &str| IngestTarget {
             catalog: Some("sales".into()),
             schema: Some(schema.into()),
@@ -172,7 +188,11 @@ fn ingest_targets_runs_and_cancellation_are_decided_by_the_service() {
         assert_eq!(rows, 3);
 
         // Runs: every node must be the principal's to run.
-        let run = Call::new(principal(&service, "analyst"), Rpc::RunPipeline);
+        let run = Call::new(
+            principal(&service, "analyst"),
+            Protocol::FlightSql,
+            Operation::RunPipeline,
+        );
         let err = service
             .run_pipeline(&run, &["sales".into()], false)
             .await
@@ -185,8 +205,12 @@ fn ingest_targets_runs_and_cancellation_are_decided_by_the_service() {
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 
         // A cancelled key refuses the query that would run under it.
-        let admin = Call::new(principal(&service, "admin"), Rpc::DoGet);
-        let key = meshql::service::cancel_key(b"some ticket");
+        let admin = Call::new(
+            principal(&service, "admin"),
+            Protocol::FlightSql,
+            Operation::Fetch,
+        );
+        let key = meshql::service::QueryId::of(b"some ticket");
         assert!(!service.cancel(&admin, &[key]), "nothing was running");
         let err = service
             .execute(
@@ -222,7 +246,11 @@ fn a_table_that_cannot_be_opened_is_left_out_of_listings_not_the_listing() {
             std::fs::write(entry.unwrap().path(), "not a delta log").unwrap();
         }
         let service = QueryService::unaudited(engine(dir.path())).unwrap();
-        let admin = Call::new(principal(&service, "admin"), Rpc::GetTables);
+        let admin = Call::new(
+            principal(&service, "admin"),
+            Protocol::FlightSql,
+            Operation::ListTables,
+        );
         let filter = TableFilter {
             catalog: Some("sales".into()),
             ..TableFilter::default()
@@ -262,5 +290,52 @@ fn a_table_that_cannot_be_opened_is_left_out_of_listings_not_the_listing() {
                 && err.message().contains("daily_revenue"),
             "{err}"
         );
+    });
+}
+
+#[test]
+fn an_audit_table_of_an_earlier_version_is_rewritten_in_todays_columns() {
+    use meshql::service::{AuditLog, AuditRecord};
+    use meshql::storage::WriteMode;
+
+    use crate::common::{embedded, publish};
+
+    runtime().block_on(async {
+        let dir = demo_mesh();
+        let e = engine(dir.path());
+        // The audit as meshql wrote it while it spoke Flight only: an RPC and a gRPC code.
+        publish(
+            &e,
+            "mesh.ops.audit",
+            "SELECT to_timestamp_micros('2026-11-01T10:00:00') AS at, 'analyst' AS principal, \
+             'DoGet' AS rpc, 'SELECT 1' AS sql, CAST(NULL AS VARCHAR) AS tables, \
+             CAST(NULL AS VARCHAR) AS masked, CAST(1 AS BIGINT) AS rows, \
+             CAST(8 AS BIGINT) AS bytes, CAST(3 AS BIGINT) AS duration_ms, \
+             'PermissionDenied' AS status, 'not for you' AS message",
+            WriteMode::Replace,
+        )
+        .await
+        .unwrap();
+
+        let log = AuditLog::start(Arc::clone(&e), true, std::time::Duration::from_millis(100));
+        log.record(AuditRecord::new("admin", Protocol::Cli, Operation::Query));
+        log.flush().await;
+
+        let rows = embedded(
+            &e,
+            "SELECT principal, operation, protocol, outcome, message FROM mesh.ops.audit ORDER BY at",
+        )
+        .await
+        .replace(' ', "");
+        assert!(
+            rows.contains("|analyst|DoGet|flight_sql|PermissionDenied|notforyou|"),
+            "{rows}"
+        );
+        assert!(rows.contains("|admin|query|cli|ok||"), "{rows}");
+        // Nothing is lost: the table as it was is still there to read.
+        let before = embedded(&e, "SELECT rpc, status FROM mesh.ops.audit VERSION AS OF 0")
+            .await
+            .replace(' ', "");
+        assert!(before.contains("|DoGet|PermissionDenied|"), "{before}");
     });
 }

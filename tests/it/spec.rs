@@ -57,7 +57,7 @@ fn unknown_keys_are_all_reported_with_positions_and_hints() {
         [
             "catalog/mesh.yaml:2:1: unknown key `warehous`; expected one of: admin_group, default_format, description, domains, iceberg_catalog, lineage, name, notifications, policies, principals, server, warehouse (did you mean `warehouse`?)",
             "catalog/mesh.yaml:5:5: unknown key `paht`; expected one of: name, path, sql (did you mean `path`?)",
-            "catalog/mesh.yaml:8:3: unknown key `adr`; expected one of: accelerate, acceleration_mb, addr, audit, audit_flush_secs, catalog_staleness_secs, idle_timeout_secs, jwt, max_concurrent_queries, max_connections, max_expr_depth, max_queued_queries, max_result_rows, max_sql_bytes, memory_limit_mb, plan_cache_entries, planner_threads, planning_timeout_secs, previous_signing_keys, query_memory_limit_mb, query_timeout_secs, result_cache_mb, shutdown_grace_secs, signing_key, tls, token_ttl_secs, view_types (did you mean `addr`?)",
+            "catalog/mesh.yaml:8:3: unknown key `adr`; expected one of: accelerate, acceleration_mb, addr, audit, audit_flush_secs, catalog_staleness_secs, idle_timeout_secs, jwt, lease_secs, max_concurrent_queries, max_connections, max_expr_depth, max_queued_queries, max_result_rows, max_sql_bytes, memory_limit_mb, plan_cache_entries, planner_threads, planning_timeout_secs, previous_signing_keys, query_memory_limit_mb, query_timeout_secs, result_cache_mb, shutdown_grace_secs, signing_key, tls, token_ttl_secs, view_types (did you mean `addr`?)",
         ]
     );
 }

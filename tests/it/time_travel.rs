@@ -4,7 +4,7 @@
 //! refusal names what would work. The demo stores finance as Iceberg and sales as Delta.
 
 use meshql::ErrorKind;
-use meshql::service::{Call, QueryService, Rpc, Statement};
+use meshql::service::{Call, Operation, Protocol, QueryService, Statement};
 use meshql::spec::DatasetName;
 use meshql::storage::WriteMode;
 
@@ -13,7 +13,11 @@ use crate::common::{
 };
 
 async fn refusal(service: &QueryService, who: &str, sql: &str) -> (ErrorKind, String) {
-    let call = Call::new(service.principal_named(who).unwrap(), Rpc::DoGet);
+    let call = Call::new(
+        service.principal_named(who).unwrap(),
+        Protocol::FlightSql,
+        Operation::Fetch,
+    );
     match service
         .execute(&call, Statement::new(service.default_path(), sql))
         .await

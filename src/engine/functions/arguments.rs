@@ -302,18 +302,3 @@ pub(super) fn check_overlay(args: &[ColumnarValue], rows: usize) -> Result<()> {
     }
     Ok(())
 }
-
-/// A size for a message: GiB with a decimal, else whole MiB, KiB or bytes (rounded up).
-pub(crate) fn human(bytes: u128) -> String {
-    const KIB: u128 = 1024;
-    const MIB: u128 = 1024 * KIB;
-    if bytes >= 1024 * MIB {
-        format!("{:.1} GiB", bytes as f64 / (1024 * MIB) as f64)
-    } else if bytes >= MIB {
-        format!("{} MiB", bytes.div_ceil(MIB))
-    } else if bytes >= KIB {
-        format!("{} KiB", bytes.div_ceil(KIB))
-    } else {
-        format!("{bytes} bytes")
-    }
-}

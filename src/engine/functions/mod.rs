@@ -14,7 +14,7 @@
 
 mod arguments;
 
-pub(crate) use arguments::human;
+use crate::human;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -314,8 +314,8 @@ impl Guarded {
             return Err(resources_datafusion_err!(
                 "`{}` would build {} in one batch of {rows} rows; the limit is {} ({})",
                 self.inner.name(),
-                human(bytes),
-                human(self.limits.max_bytes as u128),
+                human::bytes(bytes),
+                human::bytes(self.limits.max_bytes as u128),
                 self.limits.setting
             ));
         }

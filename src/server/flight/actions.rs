@@ -9,11 +9,8 @@ use prost::Message;
 use super::state::FlightSql;
 use super::ticket::{Purpose, SignedStatement};
 use crate::error::{Error, Result};
-use crate::proto::{NodeResult, RunPipelineRequest, RunPipelineResult};
-use crate::service::{Call, cancel_key};
-
-/// `Action.type` of the run-pipeline action.
-pub const RUN_PIPELINE: &str = "meshql.RunPipeline";
+use crate::proto::{NodeResult, RUN_PIPELINE, RunPipelineRequest, RunPipelineResult};
+use crate::service::{Call, QueryId};
 
 /// The Flight protocol's CancelFlightInfo action.
 pub const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
@@ -112,7 +109,7 @@ pub fn cancel_flight_info(
             &statement.statement_handle,
             &call.principal,
         )?;
-        keys.push(cancel_key(&statement.statement_handle));
+        keys.push(QueryId::of(&statement.statement_handle));
     }
     let status = if flight.service.cancel(call, &keys) {
         CancelStatus::Cancelled

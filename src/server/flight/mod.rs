@@ -17,10 +17,10 @@ mod session;
 mod sql_info;
 mod state;
 mod statement;
+mod status;
 mod ticket;
 mod undecodable;
 mod wire;
 
-pub use actions::RUN_PIPELINE;
 pub use state::FlightSql;
 pub use ticket::{Purpose, SignedStatement};

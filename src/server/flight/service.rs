@@ -29,7 +29,7 @@ use super::wire::DoGetStream;
 use super::{actions, ingest, metadata, prepared, statement};
 use crate::error::Error;
 use crate::proto::session::SetSessionOptionsRequest;
-use crate::service::Rpc;
+use crate::service::{Operation, Protocol};
 
 type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
 
@@ -71,13 +71,13 @@ impl FlightSql {
         command: &C,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.call(&request, Rpc::GetPrimaryKeys)?;
+        self.call(&request, Operation::ListForeignKeys)?;
         listing(command, metadata::foreign_keys_schema(), request)
     }
 
     /// A foreign-key listing: always empty.
     fn no_foreign_keys(&self, request: &Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        self.call(request, Rpc::GetPrimaryKeys)?;
+        self.call(request, Operation::ListForeignKeys)?;
         Ok(Response::new(metadata::empty(
             metadata::foreign_keys_schema(),
         )?))
@@ -99,7 +99,10 @@ impl FlightSqlService for FlightSql {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         let peer = request.remote_addr().map(|a| a.ip());
-        let (_, token) = self.service.login(header, peer).await?;
+        let (_, token) = self
+            .service
+            .login(Protocol::FlightSql, header, peer)
+            .await?;
         let response = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into_bytes().into(),
@@ -117,7 +120,7 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let call = self.call(&request, Rpc::GetFlightInfo)?;
+        let call = self.call(&request, Operation::Query)?;
         if query.transaction_id.is_some() {
             return Err(no_transactions());
         }
@@ -135,7 +138,7 @@ impl FlightSqlService for FlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let call = self.call(&request, Rpc::DoGet)?;
+        let call = self.call(&request, Operation::Fetch)?;
         Ok(Response::new(
             statement::do_get(self, &call, &ticket.statement_handle).await?,
         ))
@@ -146,7 +149,7 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
         message: Any,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.call(&request, Rpc::DoGet)?;
+        self.call(&request, Operation::Fetch)?;
         Err(Error::user(format!(
             "not a ticket of this server (message type `{}`); tickets come from GetFlightInfo",
             message.type_url
@@ -159,7 +162,7 @@ impl FlightSqlService for FlightSql {
         command: Command,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.call(&request, Rpc::GetFlightInfo)?;
+        self.call(&request, Operation::Query)?;
         Err(Error::user(format!(
             "not a Flight SQL command this server answers (message type `{}`)",
             command.type_url()
@@ -172,7 +175,7 @@ impl FlightSqlService for FlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let call = self.call(&request, Rpc::CreatePreparedStatement)?;
+        let call = self.call(&request, Operation::Prepare)?;
         if query.transaction_id.is_some() {
             return Err(no_transactions());
         }
@@ -187,7 +190,7 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let call = self.call(&request, Rpc::CreatePreparedStatement)?;
+        let call = self.call(&request, Operation::Prepare)?;
         let handle = query.prepared_statement_handle;
         Ok(prepared::bind(self, &call, &handle, request.into_inner()).await?)
     }
@@ -197,7 +200,7 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let call = self.call(&request, Rpc::GetFlightInfoPrepared)?;
+        let call = self.call(&request, Operation::ExecutePrepared)?;
         let handle = query.prepared_statement_handle;
         let info = prepared::flight_info(self, &call, &handle, request.into_inner()).await?;
         Ok(Response::new(info))
@@ -208,7 +211,7 @@ impl FlightSqlService for FlightSql {
         query: ActionClosePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        let call = self.call(&request, Rpc::CreatePreparedStatement)?;
+        let call = self.call(&request, Operation::ClosePrepared)?;
         // Handles are stateless: closing only checks that the handle is genuine.
         prepared::verify(self, &call, &query.prepared_statement_handle)?;
         Ok(())
@@ -219,7 +222,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.call(&request, Rpc::GetCatalogs)?;
+        self.call(&request, Operation::ListCatalogs)?;
         listing(&query, query.into_builder().schema(), request)
     }
 
@@ -228,7 +231,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let call = self.call(&request, Rpc::GetCatalogs)?;
+        let call = self.call(&request, Operation::ListCatalogs)?;
         Ok(Response::new(metadata::catalogs(self, &call, query)?))
     }
 
@@ -237,7 +240,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.call(&request, Rpc::GetDbSchemas)?;
+        self.call(&request, Operation::ListSchemas)?;
         listing(&query, query.clone().into_builder().schema(), request)
     }
 
@@ -246,7 +249,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let call = self.call(&request, Rpc::GetDbSchemas)?;
+        let call = self.call(&request, Operation::ListSchemas)?;
         Ok(Response::new(metadata::schemas(self, &call, query)?))
     }
 
@@ -255,7 +258,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.call(&request, Rpc::GetTables)?;
+        self.call(&request, Operation::ListTables)?;
         listing(&query, query.clone().into_builder().schema(), request)
     }
 
@@ -264,7 +267,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let call = self.call(&request, Rpc::GetTables)?;
+        let call = self.call(&request, Operation::ListTables)?;
         Ok(Response::new(metadata::tables(self, &call, query).await?))
     }
 
@@ -273,7 +276,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.call(&request, Rpc::GetTables)?;
+        self.call(&request, Operation::ListTableTypes)?;
         listing(&query, query.into_builder().schema(), request)
     }
 
@@ -282,7 +285,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.call(&request, Rpc::GetTables)?;
+        self.call(&request, Operation::ListTableTypes)?;
         Ok(Response::new(metadata::table_types(query)?))
     }
 
@@ -291,7 +294,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.call(&request, Rpc::GetFlightInfo)?;
+        self.call(&request, Operation::DescribeServer)?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
         listing(&query, schema, request)
     }
@@ -301,7 +304,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.call(&request, Rpc::DoGet)?;
+        self.call(&request, Operation::DescribeServer)?;
         Ok(Response::new(super::wire::one_batch(
             query.into_builder(&self.sql_info).build(),
         )?))
@@ -312,7 +315,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.call(&request, Rpc::GetFlightInfo)?;
+        self.call(&request, Operation::DescribeServer)?;
         let schema = query.into_builder(&self.xdbc).schema();
         listing(&query, schema, request)
     }
@@ -322,7 +325,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.call(&request, Rpc::DoGet)?;
+        self.call(&request, Operation::DescribeServer)?;
         Ok(Response::new(super::wire::one_batch(
             query.into_builder(&self.xdbc).build(),
         )?))
@@ -333,7 +336,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.call(&request, Rpc::GetPrimaryKeys)?;
+        self.call(&request, Operation::ListPrimaryKeys)?;
         listing(&query, metadata::primary_keys_schema(), request)
     }
 
@@ -342,7 +345,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let call = self.call(&request, Rpc::GetPrimaryKeys)?;
+        let call = self.call(&request, Operation::ListPrimaryKeys)?;
         Ok(Response::new(metadata::primary_keys(self, &call, query)?))
     }
 
@@ -399,7 +402,7 @@ impl FlightSqlService for FlightSql {
         _query: CommandStatementSubstraitPlan,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.call(&request, Rpc::GetFlightInfo)?;
+        self.call(&request, Operation::Query)?;
         Err(substrait())
     }
 
@@ -408,7 +411,7 @@ impl FlightSqlService for FlightSql {
         ticket: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let call = self.call(&request, Rpc::StatementUpdate)?;
+        let call = self.call(&request, Operation::Modify)?;
         let refused = read_only("an update statement");
         Ok(self.service.refuse(&call, Some(&ticket.query), refused)?)
     }
@@ -418,7 +421,7 @@ impl FlightSqlService for FlightSql {
         _query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let call = self.call(&request, Rpc::PreparedStatementUpdate)?;
+        let call = self.call(&request, Operation::Modify)?;
         Ok(self
             .service
             .refuse(&call, None, read_only("a prepared update"))?)
@@ -429,7 +432,7 @@ impl FlightSqlService for FlightSql {
         command: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let call = self.call(&request, Rpc::StatementIngest)?;
+        let call = self.call(&request, Operation::Ingest)?;
         let path = self
             .sessions
             .search_path(&self.service, &request, &call.principal)?;
@@ -442,7 +445,7 @@ impl FlightSqlService for FlightSql {
         _ticket: CommandStatementSubstraitPlan,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.call(&request, Rpc::StatementUpdate)?;
+        self.call(&request, Operation::Modify)?;
         Err(substrait())
     }
 
@@ -451,7 +454,7 @@ impl FlightSqlService for FlightSql {
         request: Request<PeekableFlightDataStream>,
         message: Any,
     ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
-        self.call(&request, Rpc::StatementUpdate)?;
+        self.call(&request, Operation::Modify)?;
         Err(Error::user(format!(
             "not a Flight SQL command this server accepts in DoPut (message type `{}`)",
             message.type_url
@@ -464,7 +467,7 @@ impl FlightSqlService for FlightSql {
         request: Request<PeekableFlightDataStream>,
         error: DoPutError,
     ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
-        self.call(&request, Rpc::StatementUpdate)?;
+        self.call(&request, Operation::Modify)?;
         let why = match error {
             DoPutError::MissingCommand => {
                 "the upload is empty: no message arrived, so there is no command and no table \
@@ -483,7 +486,7 @@ impl FlightSqlService for FlightSql {
         _query: ActionBeginTransactionRequest,
         request: Request<Action>,
     ) -> Result<ActionBeginTransactionResult, Status> {
-        self.call(&request, Rpc::StatementUpdate)?;
+        self.call(&request, Operation::Modify)?;
         Err(no_transactions())
     }
 
@@ -492,7 +495,7 @@ impl FlightSqlService for FlightSql {
         _query: ActionEndTransactionRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        self.call(&request, Rpc::StatementUpdate)?;
+        self.call(&request, Operation::Modify)?;
         Err(no_transactions())
     }
 
@@ -501,7 +504,7 @@ impl FlightSqlService for FlightSql {
         _query: ActionBeginSavepointRequest,
         request: Request<Action>,
     ) -> Result<ActionBeginSavepointResult, Status> {
-        self.call(&request, Rpc::StatementUpdate)?;
+        self.call(&request, Operation::Modify)?;
         Err(no_transactions())
     }
 
@@ -510,7 +513,7 @@ impl FlightSqlService for FlightSql {
         _query: ActionEndSavepointRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        self.call(&request, Rpc::StatementUpdate)?;
+        self.call(&request, Operation::Modify)?;
         Err(no_transactions())
     }
 
@@ -518,7 +521,14 @@ impl FlightSqlService for FlightSql {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
-        let call = self.call(&request, Rpc::RunPipeline)?;
+        let operation = match request.get_ref().r#type.as_str() {
+            session::SET_SESSION_OPTIONS => Operation::SetOptions,
+            session::GET_SESSION_OPTIONS => Operation::GetOptions,
+            session::CLOSE_SESSION => Operation::CloseSession,
+            actions::CANCEL_FLIGHT_INFO => Operation::Cancel,
+            _ => Operation::RunPipeline,
+        };
+        let call = self.call(&request, operation)?;
         let session_id = Sessions::id_of(&request);
         let action = request.into_inner();
         let mut new_session = None;
@@ -545,14 +555,10 @@ impl FlightSqlService for FlightSql {
                 .sessions
                 .close(session_id.as_deref(), &call.principal)
                 .encode_to_vec(),
-            actions::RUN_PIPELINE => actions::run_pipeline(self, &call, &action)
+            crate::proto::RUN_PIPELINE => actions::run_pipeline(self, &call, &action)
                 .await?
                 .encode_to_vec(),
             actions::CANCEL_FLIGHT_INFO => {
-                let call = crate::service::Call {
-                    rpc: Rpc::CancelFlightInfo,
-                    ..call
-                };
                 actions::cancel_flight_info(self, &call, &action)?.encode_to_vec()
             }
             other => {

@@ -12,7 +12,7 @@ use super::undecodable::Undecodable;
 use super::{session, sql_info};
 use crate::error::{Error, Result};
 use crate::governance::Principal;
-use crate::service::{Call, QueryService, Rpc};
+use crate::service::{Call, Operation, Protocol, QueryService};
 
 /// The Flight SQL front end of one mesh.
 #[derive(Clone)]
@@ -77,7 +77,7 @@ impl FlightSql {
     pub(super) fn call<T>(
         &self,
         request: &Request<T>,
-        rpc: Rpc,
+        operation: Operation,
     ) -> std::result::Result<Call, Status> {
         let principal = match request.extensions().get::<Authenticated>() {
             Some(Authenticated(Ok(p))) => p.clone(),
@@ -91,6 +91,6 @@ impl FlightSql {
                 self.service.authenticate(header)?
             }
         };
-        Ok(Call::new(principal, rpc))
+        Ok(Call::new(principal, Protocol::FlightSql, operation))
     }
 }

@@ -17,7 +17,7 @@ use super::wire::DoGetStream;
 use super::wire::{self, decode_batch, encode_batch, wire_schema};
 use crate::engine::SearchPath;
 use crate::error::{Error, Result};
-use crate::service::{Call, Statement, cancel_key};
+use crate::service::{Call, QueryId, Statement};
 
 /// FlightInfo for `sql`, with one endpoint per row of `params` (one when there are none).
 pub async fn flight_info(
@@ -80,7 +80,7 @@ pub async fn do_get(flight: &FlightSql, call: &Call, handle: &[u8]) -> Result<Do
             call,
             Statement::new(&statement.search_path(), &statement.sql)
                 .with_params(params.as_ref())
-                .with_cancel(Some(cancel_key(handle)))
+                .with_cancel(Some(QueryId::of(handle)))
                 .with_parked(statement.plan),
         )
         .await?;

@@ -16,8 +16,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::Status;
 
-use crate::engine::human;
 use crate::error::{Error, Result};
+use crate::human;
 
 /// What a DoGet answers: Flight data, or a status.
 pub type DoGetStream = std::pin::Pin<
@@ -141,8 +141,8 @@ fn encode_within(
                 Err(Status::from(Error::resource(format!(
                     "a result row takes {} and the largest message the server sends is {}: \
                      return less in one row (fewer values in one array_agg or string_agg)",
-                    human((data.data_header.len() + data.data_body.len()) as u128),
-                    human(max_bytes as u128)
+                    human::bytes((data.data_header.len() + data.data_body.len()) as u128),
+                    human::bytes(max_bytes as u128)
                 ))))
             }
             Ok(data) => Ok(data),

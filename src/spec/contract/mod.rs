@@ -23,6 +23,7 @@ use serde_json::Value;
 use super::transform::DatasetName;
 
 mod file;
+mod quality;
 mod validate;
 
 pub use file::{
@@ -224,10 +225,10 @@ impl Contract {
     pub fn sla_text(&self) -> Option<String> {
         let mut parts = Vec::new();
         if let Some(l) = self.latency {
-            parts.push(format!("latency {}", human(l)));
+            parts.push(format!("latency {}", crate::human::duration(l)));
         }
         if let Some(f) = self.frequency {
-            parts.push(format!("frequency {}", human(f)));
+            parts.push(format!("frequency {}", crate::human::duration(f)));
         }
         if let Some(a) = &self.availability {
             parts.push(format!("availability {a}"));
@@ -252,23 +253,6 @@ pub fn freshness(
                 .unwrap_or(Duration::ZERO);
             if age > latency { "stale" } else { "fresh" }
         }
-    }
-}
-
-/// `90000s` as `1d 1h`.
-pub fn human(d: Duration) -> String {
-    let mut s = d.as_secs();
-    let mut out = Vec::new();
-    for (unit, secs) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if s >= secs {
-            out.push(format!("{}{unit}", s / secs));
-            s %= secs;
-        }
-    }
-    if out.is_empty() {
-        "0s".into()
-    } else {
-        out.join(" ")
     }
 }
 

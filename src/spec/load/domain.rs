@@ -95,28 +95,6 @@ pub(super) fn load_domain(
     }
 }
 
-pub(super) fn push_unique(
-    datasets: &mut Vec<Dataset>,
-    ds: Dataset,
-    at: (usize, usize),
-    diags: &mut Vec<Diagnostic>,
-) {
-    if let Some(first) = datasets.iter().find(|d| d.name == ds.name) {
-        diags.push(Diagnostic::new(
-            &ds.file,
-            at.0,
-            at.1,
-            format!(
-                "duplicate dataset `{}`: already declared in {}",
-                ds.name,
-                first.file.display()
-            ),
-        ));
-    } else {
-        datasets.push(ds);
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn load_source(
     domain: &str,

@@ -1,7 +1,6 @@
 //! The dataset files of a domain's folders: SQL transforms under `sql/<domain>/<layer>/`, jobs and
 //! contracts under `catalog/<domain>/`.
 
-use super::domain::push_unique;
 use super::*;
 
 pub(super) fn load_transforms(

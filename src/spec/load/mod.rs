@@ -6,7 +6,7 @@ mod domain;
 mod folders;
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::contract::{self, ContractFile};
@@ -14,6 +14,7 @@ use super::diagnostic::did_you_mean;
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::files::{DomainFile, MeshFile, SourceFile};
 use super::job::{self, DestinationKind};
+use super::paths::normalize;
 use super::policy;
 use super::settings;
 use super::yaml::{self, Positions};
@@ -248,17 +249,25 @@ fn absolute(p: &Path) -> PathBuf {
     normalize(&p)
 }
 
-/// Removes `.` and `..` components without touching the file system.
-pub(super) fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
+/// Adds `ds` to `datasets`, or reports it at `at` when a dataset of its name is there already.
+pub(super) fn push_unique(
+    datasets: &mut Vec<Dataset>,
+    ds: Dataset,
+    at: (usize, usize),
+    diags: &mut Vec<Diagnostic>,
+) {
+    if let Some(first) = datasets.iter().find(|d| d.name == ds.name) {
+        diags.push(Diagnostic::new(
+            &ds.file,
+            at.0,
+            at.1,
+            format!(
+                "duplicate dataset `{}`: already declared in {}",
+                ds.name,
+                first.file.display()
+            ),
+        ));
+    } else {
+        datasets.push(ds);
     }
-    out
 }

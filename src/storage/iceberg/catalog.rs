@@ -36,9 +36,7 @@ use super::rest::RestCatalog;
 use crate::error::{Error, Result};
 use crate::spec::{IcebergCatalogKind, IcebergCatalogSettings};
 
-/// The catalog name the warehouse's tables are registered under (PyIceberg:
-/// `SqlCatalog("meshql", uri="sqlite:///<warehouse>/_mesh/iceberg.db", warehouse=...)`).
-pub const CATALOG_NAME: &str = "meshql";
+pub use crate::spec::settings::ICEBERG_CATALOG_NAME as CATALOG_NAME;
 
 /// How long a commit waits for another writer's lock on the catalog file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -33,6 +33,7 @@ use iceberg_datafusion::IcebergStaticTableProvider;
 use url::Url;
 
 mod catalog;
+mod metadata;
 mod rest;
 mod write;
 
@@ -41,12 +42,11 @@ pub use catalog::{CATALOG_NAME, IcebergCatalog};
 use super::{AsOf, CommitMetadata, Published, TableSnapshot, TableStore, VersionInfo, WriteMode};
 use crate::error::{Error, Result};
 use crate::spec::DatasetName;
+pub use metadata::is_table_folder;
+use metadata::{METADATA_SUFFIX, file_name, hinted_metadata, newest_metadata};
 
 /// Merges started again after other writers' commits before one gives up.
 const MERGE_ATTEMPTS: usize = 8;
-
-/// The suffix of an Iceberg table metadata file.
-const METADATA_SUFFIX: &str = ".metadata.json";
 
 /// What commit metadata keys are prefixed with in a snapshot's summary.
 const METADATA_PREFIX: &str = "meshql.";
@@ -335,22 +335,6 @@ impl IcebergStore {
     }
 }
 
-/// Whether `folder` holds an Iceberg table: a `metadata/` folder with a metadata file.
-pub fn is_table_folder(folder: &Path) -> bool {
-    newest_metadata(&folder.join("metadata")).is_ok_and(|m| m.is_some())
-}
-
-/// The metadata file of `folder` with the highest version number, if any.
-fn newest_metadata(folder: &Path) -> Result<Option<PathBuf>> {
-    let entries = std::fs::read_dir(folder)
-        .map_err(|e| Error::unavailable(format!("cannot list {}: {e}", folder.display())))?;
-    Ok(entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter_map(|path| metadata_version(file_name(&path)).map(|v| (v, path)))
-        .max()
-        .map(|(_, path)| path))
-}
-
 /// The current snapshot of one of meshql's own tables as a DataFusion listing of its data files:
 /// scanned in parallel partitions, with Parquet statistics for the planner, page-index and
 /// row-group pruning — what the Iceberg scan of iceberg-datafusion 0.10 (one partition, no
@@ -419,29 +403,6 @@ fn listing(paths: &[&str], schema: &ArrowSchema, session: &SessionState) -> Resu
 /// `name` as a SQL identifier (quoted: column names keep their case).
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn file_name(path: &Path) -> &str {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-}
-
-/// The file `version-hint.text` names (tables of Hadoop catalogs), if it exists.
-fn hinted_metadata(folder: &Path) -> Option<PathBuf> {
-    let hint = std::fs::read_to_string(folder.join("version-hint.text")).ok()?;
-    let version: u64 = hint.trim().parse().ok()?;
-    let path = folder.join(format!("v{version}{METADATA_SUFFIX}"));
-    path.is_file().then_some(path)
-}
-
-/// The version in a metadata file's name: `00003-<uuid>.metadata.json` and `v3.metadata.json`
-/// are 3; other files have none.
-fn metadata_version(name: &str) -> Option<u64> {
-    let stem = name.strip_suffix(METADATA_SUFFIX)?;
-    let stem = stem.strip_prefix('v').unwrap_or(stem);
-    let digits = stem.split('-').next()?;
-    digits.parse().ok()
 }
 
 #[async_trait]
@@ -620,22 +581,5 @@ impl TableStore for IcebergStore {
                 })
                 .collect(),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::metadata_version;
-
-    #[test]
-    fn metadata_file_names_give_their_version() {
-        assert_eq!(
-            metadata_version("00012-0b6f9d0e-3c1a-4f44-9d1c-6f0a3b5e7c21.metadata.json"),
-            Some(12)
-        );
-        assert_eq!(metadata_version("v3.metadata.json"), Some(3));
-        assert_eq!(metadata_version("00001-x.metadata.json.tmp"), None);
-        assert_eq!(metadata_version("snap-123.avro"), None);
-        assert_eq!(metadata_version("version-hint.text"), None);
     }
 }
