@@ -91,6 +91,19 @@ impl Drop for Replica {
     }
 }
 
+/// The rows `client` fetches with the ticket of `info`.
+async fn rows(client: &mut crate::common::Client, info: &arrow_flight::FlightInfo) -> usize {
+    let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
+    let batches: Vec<_> = client
+        .do_get(ticket)
+        .await
+        .expect("fetched")
+        .try_collect()
+        .await
+        .expect("rows");
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
 #[test]
 fn replicas_share_tickets_and_handles_and_one_runs_the_schedules() {
     let dir = demo_mesh();
@@ -117,15 +130,7 @@ fn replicas_share_tickets_and_handles_and_one_runs_the_schedules() {
             .execute("SELECT 42 AS answer".into(), None)
             .await
             .unwrap();
-        let ticket = info.endpoint[0].ticket.clone().unwrap();
-        let batches: Vec<_> = on_b
-            .do_get(ticket)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        assert_eq!(rows(&mut on_b, &info).await, 1);
 
         // So is a prepared statement's handle.
         let request = ActionCreatePreparedStatementRequest {
@@ -160,15 +165,7 @@ fn replicas_share_tickets_and_handles_and_one_runs_the_schedules() {
             .await
             .expect("B plans A's prepared statement")
             .into_inner();
-        let ticket = info.endpoint[0].ticket.clone().unwrap();
-        let batches: Vec<_> = on_b
-            .do_get(ticket)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+        assert_eq!(rows(&mut on_b, &info).await, 2);
     });
 
     // The node runs every second in one replica only.

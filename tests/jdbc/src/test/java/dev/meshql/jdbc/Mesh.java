@@ -16,24 +16,38 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  *
  * <p>{@code @RegisterExtension static final Mesh mesh = Mesh.plain();} shares one server among
  * every class of the run (kept in the root store, stopped when the run ends); {@link #tls()} is a
- * second one, served over TLS. After each class the server must still be alive.
+ * second one, served over TLS, and {@link #viewTypes()} a third, with `server.view_types: true`.
+ * After each class the server must still be alive.
  */
 public final class Mesh implements BeforeAllCallback, AfterAllCallback {
+  /** Starts the server of a {@link Mesh}. */
+  @FunctionalInterface
+  private interface Start {
+    MeshqlServer start() throws IOException;
+  }
+
   private final String key;
   private final boolean tls;
+  private final Start start;
   private MeshqlServer server;
 
-  private Mesh(String key, boolean tls) {
+  private Mesh(String key, boolean tls, Start start) {
     this.key = key;
     this.tls = tls;
+    this.start = start;
   }
 
   public static Mesh plain() {
-    return new Mesh("meshql-plain", false);
+    return new Mesh("meshql-plain", false, MeshqlServer::plain);
   }
 
   public static Mesh tls() {
-    return new Mesh("meshql-tls", true);
+    return new Mesh("meshql-tls", true, MeshqlServer::tls);
+  }
+
+  /** The demo mesh with `server.view_types: true` (see {@link MeshqlServer#viewTypes()}). */
+  public static Mesh viewTypes() {
+    return new Mesh("meshql-view-types", false, MeshqlServer::viewTypes);
   }
 
   @Override
@@ -46,7 +60,7 @@ public final class Mesh implements BeforeAllCallback, AfterAllCallback {
                 key,
                 k -> {
                   try {
-                    return tls ? MeshqlServer.tls() : MeshqlServer.plain();
+                    return start.start();
                   } catch (IOException e) {
                     throw new UncheckedIOException(e);
                   }

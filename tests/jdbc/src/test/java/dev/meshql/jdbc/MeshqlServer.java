@@ -122,6 +122,22 @@ public final class MeshqlServer implements AutoCloseable {
         true);
   }
 
+  /**
+   * The demo mesh with `server.view_types: true`: Utf8View/BinaryView columns are sent as they
+   * are instead of as Utf8/Binary.
+   */
+  public static MeshqlServer viewTypes() throws IOException {
+    return new MeshqlServer(
+        "view-types",
+        yaml -> {
+          if (!yaml.contains("\nserver:\n")) {
+            throw new IllegalStateException("catalog/mesh.yaml has no `server:` block to edit");
+          }
+          return yaml.replace("\nserver:\n", "\nserver:\n  view_types: true\n");
+        },
+        false);
+  }
+
   private void drain(CompletableFuture<String> listening) {
     try (BufferedReader reader =
             new BufferedReader(
