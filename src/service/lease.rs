@@ -6,10 +6,10 @@
 //! up at once.
 //!
 //! [`LeaseFile`] keeps the lease in `<warehouse>/_mesh/lease.json` for a warehouse on a local
-//! file system. Every change is one atomic file-system step, so of two processes racing for a
-//! free or expired lease exactly one wins: a free lease is created by hard-linking a complete
-//! file to the name (which fails when the name exists), and an expired one is first renamed
-//! aside (which only one process can do to a given file). On an object store the same protocol is
+//! file system. Of processes racing for a free or expired lease exactly one wins: a free lease is
+//! created by hard-linking a complete file to the name (which fails when the name exists), and
+//! an expired one is replaced only by the process that created `lease.takeover` (which fails
+//! when it exists), after reading the lease again. On an object store the same protocol is
 //! a conditional put (create when absent, replace when the ETag is still the one read); until that
 //! is built, [`Lease::for_warehouse`] gives every process on such a warehouse the work, as it was
 //! before leases, and says so in the log.
@@ -142,19 +142,50 @@ impl LeaseFile {
                 Ok(true)
             }
             Some(held) if held.expires_ms > now => Ok(false),
-            // Expired, or not a lease file (one a person edited): whoever moves it aside first
-            // may create a new one.
+            // Expired, or not a lease file (one a person edited): taken over by one process at a
+            // time, the one that creates the takeover file, which looks again before it writes.
             _ => {
                 if !self.expired_on_disk(now) {
                     return Ok(false);
                 }
-                let aside = self.path.with_extension(format!("{}.expired", self.me));
-                if std::fs::rename(&self.path, &aside).is_err() {
+                let takeover = self.path.with_extension("takeover");
+                if !self.claim(&takeover)? {
                     return Ok(false);
                 }
-                let _ = std::fs::remove_file(&aside);
-                self.create()
+                let taken = match self.expired_on_disk(Utc::now().timestamp_millis()) {
+                    true => self
+                        .written()
+                        .and_then(|tmp| std::fs::rename(&tmp, &self.path))
+                        .map(|()| true),
+                    false => Ok(false),
+                };
+                let _ = std::fs::remove_file(&takeover);
+                taken
             }
+        }
+    }
+
+    /// Creates `file` if no process has: true for the one that did. One left behind by a process
+    /// that died while taking over is removed once it is a term old.
+    fn claim(&self, file: &Path) -> std::io::Result<bool> {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(file)
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let stale = std::fs::metadata(file)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= self.term);
+                if stale {
+                    let _ = std::fs::remove_file(file);
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -209,17 +240,42 @@ mod tests {
     fn one_process_holds_it_until_it_expires_or_is_given_up() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("_mesh").join("lease.json");
-        let term = Duration::from_millis(300);
+        let term = Duration::from_millis(1000);
         let a = LeaseFile::new(path.clone(), term);
         let b = LeaseFile::new(path.clone(), term);
         assert!(a.hold());
         assert!(!b.hold());
         assert!(a.hold(), "the holder renews");
-        std::thread::sleep(Duration::from_millis(350));
+        std::thread::sleep(Duration::from_millis(1100));
         assert!(b.hold(), "an expired lease is taken over");
         assert!(!a.hold(), "and the earlier holder knows it lost it");
         b.release();
         assert!(a.hold(), "a lease given up is free at once");
+    }
+
+    /// How many of 8 threads racing for the lease at `path` (term 10 s) get it.
+    fn race(path: &Path) -> usize {
+        let leases: Vec<LeaseFile> = (0..8)
+            .map(|_| LeaseFile::new(path.to_path_buf(), Duration::from_secs(10)))
+            .collect();
+        let barrier = std::sync::Barrier::new(leases.len());
+        std::thread::scope(|s| {
+            let handles: Vec<_> = leases
+                .iter()
+                .map(|l| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        l.hold()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|held| *held)
+                .count()
+        })
     }
 
     #[test]
@@ -227,30 +283,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lease.json");
         for round in 0..20 {
-            let term = Duration::from_millis(50);
-            let leases: Vec<LeaseFile> =
-                (0..8).map(|_| LeaseFile::new(path.clone(), term)).collect();
-            let barrier = std::sync::Barrier::new(leases.len());
-            let held = std::thread::scope(|s| {
-                let handles: Vec<_> = leases
-                    .iter()
-                    .map(|l| {
-                        let barrier = &barrier;
-                        s.spawn(move || {
-                            barrier.wait();
-                            l.hold()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap())
-                    .filter(|held| *held)
-                    .count()
-            });
-            assert_eq!(held, 1, "round {round}");
-            // Let this round's lease expire: the next round races for an expired one.
-            std::thread::sleep(Duration::from_millis(60));
+            let _ = std::fs::remove_file(&path);
+            assert_eq!(race(&path), 1, "free, round {round}");
+            let expired = Held {
+                holder: "gone".into(),
+                host: String::new(),
+                pid: 0,
+                expires_ms: Utc::now().timestamp_millis() - 1,
+            };
+            std::fs::write(&path, serde_json::to_vec(&expired).unwrap()).unwrap();
+            assert_eq!(race(&path), 1, "expired, round {round}");
         }
     }
 
@@ -259,9 +301,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lease.json");
         std::fs::write(&path, "edited by hand").unwrap();
-        let a = LeaseFile::new(path.clone(), Duration::from_millis(100));
+        let a = LeaseFile::new(path.clone(), Duration::from_millis(500));
         assert!(!a.hold());
-        std::thread::sleep(Duration::from_millis(120));
+        std::thread::sleep(Duration::from_millis(550));
         assert!(a.hold());
     }
 }
