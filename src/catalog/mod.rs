@@ -58,6 +58,9 @@ pub struct MeshCatalog {
     schemas: RwLock<HashMap<DatasetName, SchemaRef>>,
     /// Locks of tables being created (see [`MeshCatalog::creation_lock`]).
     creating: moka::sync::Cache<DatasetName, Arc<tokio::sync::Mutex<()>>>,
+    /// System tables this process found in today's columns (or rewrote), so that appends to
+    /// them do not open the table to look again (see `records.rs`).
+    current_system_tables: std::sync::Mutex<std::collections::HashSet<DatasetName>>,
     /// Session used to open tables (schema inference of sources); shares the engine's runtime.
     open_state: SessionState,
     /// Datasets held in memory (`server.accelerate`).
@@ -135,6 +138,7 @@ impl MeshCatalog {
                 .max_capacity(10_000)
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
+            current_system_tables: std::sync::Mutex::default(),
             open_state,
             accelerator: Arc::new(accelerator),
             me: me.clone(),

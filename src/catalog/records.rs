@@ -58,9 +58,18 @@ impl MeshCatalog {
         if self.store(&name).is_none() {
             return Err(Error::internal(format!("no store for `{name}`")));
         }
-        if matches!(mode, WriteMode::Append) {
+        let checked = |catalog: &Self| {
+            catalog
+                .current_system_tables
+                .lock()
+                .is_ok_and(|c| c.contains(&name))
+        };
+        if matches!(mode, WriteMode::Append) && !checked(self) {
             self.upgrade_system_table(state, &name, &columns_schema)
                 .await?;
+        }
+        if let Ok(mut current) = self.current_system_tables.lock() {
+            current.insert(name.clone());
         }
         let batch = RecordBatch::try_new(Arc::clone(&columns_schema), columns)?;
         let provider = MemTable::try_new(columns_schema, vec![vec![batch]])?;

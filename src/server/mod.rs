@@ -52,6 +52,9 @@ impl Server {
 
     /// Binds `addr` for a query service built by the caller.
     pub async fn bind_service(service: Arc<QueryService>, addr: SocketAddr) -> Result<Self> {
+        if !service.requires_login() {
+            tracing::warn!("the mesh declares no principals: every client is anonymous");
+        }
         let settings = &service.engine().mesh().server;
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             Error::new(

@@ -67,9 +67,6 @@ impl QueryService {
             &settings.previous_signing_keys,
         )?;
         let identity = Arc::new(Identity::new(engine.mesh(), signer.clone())?);
-        if !identity.required() {
-            tracing::warn!("the mesh declares no principals: every client is anonymous");
-        }
         Ok(Arc::new(Self {
             logins: Logins::new(Arc::clone(&identity)),
             identity,
@@ -88,6 +85,11 @@ impl QueryService {
             ),
             engine,
         }))
+    }
+
+    /// Whether clients must authenticate (the mesh declares principals).
+    pub fn requires_login(&self) -> bool {
+        self.identity.required()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {

@@ -111,9 +111,4 @@ impl Call {
             started: Utc::now(),
         }
     }
-
-    /// The same caller asking for `operation` instead (an action whose kind is known late).
-    pub fn doing(self, operation: Operation) -> Self {
-        Self { operation, ..self }
-    }
 }
